@@ -8,6 +8,12 @@ import { VBoxError, Status } from "../vm/err.ts";
 /** A CFGM value. */
 export type CfgmValue = number | string | Uint8Array;
 
+/** A tree as plain data (CfgmNode.toPlain), for structured clone across threads. */
+export interface CfgmPlain {
+  values: [string, CfgmValue][];
+  children: [string, CfgmPlain][];
+}
+
 /** One node of the configuration tree. */
 export class CfgmNode {
   readonly name: string;
@@ -193,6 +199,39 @@ export class CfgmNode {
     for (const [k, v] of this.#values) o[k] = v instanceof Uint8Array ? { bytes: [...v] } : v;
     for (const [k, c] of this.#children) o[k] = c.toJSON();
     return o;
+  }
+
+  /**
+   * A lossless plain copy for crossing a thread (structured clone keeps Uint8Array): values and
+   * children in insertion order. Rebuild with CfgmNode.fromPlain().
+   */
+  toPlain(): CfgmPlain {
+    const values: [string, CfgmValue][] = [];
+    for (const [k, v] of this.#values) values.push([k, v instanceof Uint8Array ? new Uint8Array(v) : v]);
+    const children: [string, CfgmPlain][] = [];
+    for (const [k, c] of this.#children) children.push([k, c.toPlain()]);
+    return { values, children };
+  }
+
+  /** Rebuilds a tree from toPlain() output (under `root`, a new root by default). */
+  static fromPlain(plain: CfgmPlain, root = new CfgmNode()): CfgmNode {
+    for (const [k, v] of plain.values) {
+      if (typeof v === "number") root.insertInteger(k, v);
+      else if (typeof v === "string") root.insertString(k, v);
+      else root.insertBytes(k, v);
+    }
+    for (const [k, c] of plain.children) CfgmNode.fromPlain(c, root.ensureChild(k));
+    return root;
+  }
+
+  /** A deep copy of this subtree as a new root. */
+  clone(): CfgmNode {
+    return CfgmNode.fromPlain(this.toPlain());
+  }
+
+  /** Removes a child node (and its subtree); false when it was not there. */
+  removeChild(name: string): boolean {
+    return this.#children.delete(name);
   }
 
   #at(name: string): string {

@@ -1,13 +1,46 @@
 /**
- * The i686 CPU: execution core. THIS FILE IS A SHELL laid down so that the MMU/system, x87 and
- * core work can proceed in parallel against one contract (DESIGN.md). The members below are the
- * contract; the core's owner fills in the bodies and may add anything else.
+ * The i686 CPU: execution core. Run loop, code fetch through a per-physical-page decoded-instruction
+ * cache, segment-relative memory access with limit/type checks, the stack, exception recording.
+ * The instructions themselves are in exec/, the decoder in decode/, lazy flags in flags.ts.
+ * DESIGN.md is the contract with the MMU/system (mmu.ts, seg.ts, intr.ts, sys.ts) and x87 (fpu.ts) parts.
+ *
+ * Decode cache: a physical code page that is executed gets a DecodeBlock of 4096 entries indexed by
+ * the page offset (struct of arrays: no objects per instruction). `codePages[page]` is 1 while a page
+ * has a block; the MMU calls codeWritten() for writes to such pages, which drops the page's block.
+ * Instructions that cross a page boundary are decoded each time into a scratch entry, never cached.
  */
 import { Fpu } from "./fpu.ts";
 import { Mmu } from "./mmu.ts";
-import { CpuState, SReg, Slot, STATE_HALTED } from "./state.ts";
+import { CpuState, F, SReg, Slot, STATE_HALTED, STATE_IN_NMI, STATE_INHIBIT_IRQ, STATE_NMI_PENDING, Vec } from "./state.ts";
 import { CpuExit, type CpuBus, type CpuCore } from "./types.ts";
 import type { SsmUnitReader, SsmUnitWriter } from "../ssm/unit.ts";
+import { flushFlags, readFlags, LZ_MASK } from "./flags.ts";
+import { DEC_MORE, DEC_TOOLONG, DecodeBlock, PF_CS32, PF_SEG_SHIFT, decode } from "./decode/decoder.ts";
+import { execute } from "./exec/exec.ts";
+import { IntKind, STATE_SHUTDOWN, deliverException, interrupt } from "./exec/sysapi.ts";
+
+/** Maximum number of cached code pages (each holds 4096 decoded entries, about 80 KiB). */
+const MAX_CODE_SLOTS = 256;
+
+/**
+ * Fast-path access rights per (attr & 0x1f) | (unusable ? 0x20 : 0): bit 0 read, bit 1 write.
+ * Only plain expand-up data and readable code qualify; everything else goes to the slow check.
+ */
+const RIGHTS = new Uint8Array(64);
+for (let t = 16; t < 32; t++) {
+  const type = t & 15;
+  if ((type & 8) === 0) {
+    // data: expand-down (bit 2) takes the slow path
+    if ((type & 4) === 0) RIGHTS[t] = (type & 2) !== 0 ? 3 : 1;
+  } else if ((type & 2) !== 0) {
+    RIGHTS[t] = 1; // readable code
+  }
+}
+
+/** The MMU's translate(), once the MMU owner's mmu.ts provides it (the shell does not). */
+interface MmuTranslate {
+  translate?: (lin: number, write: boolean, user: boolean) => number;
+}
 
 /** The CPU. */
 export class Cpu implements CpuCore {
@@ -17,6 +50,10 @@ export class Cpu implements CpuCore {
   readonly r32 = this.s.r32;
   readonly r16 = this.s.r16;
   readonly r8 = this.s.r8;
+  readonly segBase = this.s.segBase;
+  readonly segLimit = this.s.segLimit;
+  readonly segAttr = this.s.segAttr;
+  readonly segSel = this.s.segSel;
   /** Paging, TLB and linear memory access (mmu.ts). */
   readonly mmu: Mmu;
   /** The x87 unit (fpu.ts). */
@@ -31,6 +68,26 @@ export class Cpu implements CpuCore {
   excVector = 0;
   excError = -1;
 
+  // --- The decoded instruction being executed (exec/ reads these) ---
+  /** Opcode (0..FF, 0x100|b for 0F b, OP_UD). */
+  op = 0;
+  /** Prefix/shape bits (decoder PF_*). */
+  pfx = 0;
+  modrm = 0;
+  /** Encoded memory operand (decoder `ea` field). */
+  eaBits = 0;
+  disp = 0;
+  imm = 0;
+  imm2 = 0;
+  /** Effective address (offset) of the memory operand, computed before execute when PF_MEM. */
+  ea = 0;
+  /** Segment of the memory operand (override or default). */
+  seg = 3;
+  /** Operand size is 32 bits. */
+  o32 = false;
+  /** Address size is 32 bits. */
+  a32 = false;
+
   // --- Mode cache, recomputed by modeChanged() (contract) ---
   /** CR0.PE set and EFLAGS.VM clear. */
   pmode = false;
@@ -40,10 +97,30 @@ export class Cpu implements CpuCore {
   cs32 = false;
   /** SS B bit: ESP (not SP) is the stack pointer. */
   ss32 = false;
+  /** 3 outside protected mode (no access-rights checks), 0 in protected mode. */
+  #rightsAll = 3;
 
   instructionCount = 0;
   readonly ssmVersion = 1;
   #exitRequested = false;
+  /** Set by exec for INT n/INT3/INTO/INT1 so that TF does not add a single-step trap. */
+  noSingleStep = false;
+
+  // --- Decode cache ---
+  /** 1 for each physical page that has cached decoded code (contract: the MMU reads it). */
+  readonly codePages = new Uint8Array(1 << 20);
+  /** Physical page → slot index + 1. */
+  readonly #pageSlot = new Uint16Array(1 << 20);
+  readonly #slots: DecodeBlock[] = [];
+  readonly #slotPage = new Int32Array(MAX_CODE_SLOTS).fill(-1);
+  readonly #freeSlots = new Int32Array(MAX_CODE_SLOTS);
+  #freeCount = 0;
+  #nextEvict = 0;
+  readonly #scratch = new DecodeBlock(1);
+  readonly #fbuf = new Uint8Array(16);
+  /** Fetch TLB: linear page of the last code fetch and its physical page base (-1: none). */
+  #fetchLinPage = -1;
+  #fetchPhysBase = 0;
 
   readonly bus: CpuBus;
 
@@ -56,6 +133,7 @@ export class Cpu implements CpuCore {
 
   /** Records an exception; the instruction returns early and run() delivers it. */
   raise(vector: number, errorCode = -1): void {
+    if (this.faulted) return; // the first fault of an instruction wins
     this.faulted = true;
     this.excVector = vector;
     this.excError = errorCode;
@@ -63,67 +141,491 @@ export class Cpu implements CpuCore {
 
   /** EFLAGS with the lazy arithmetic flags materialized. */
   getFlags(): number {
-    return this.i32[Slot.EFLAGS]! | 2;
+    return readFlags(this.i32) | 2;
   }
 
-  /** Sets every EFLAGS bit (arithmetic flags included); recomputes the mode cache if VM changed. */
+  /** Sets every EFLAGS bit (arithmetic flags included). Whoever changes VM calls modeChanged(). */
   setFlags(v: number): void {
-    this.i32[Slot.EFLAGS] = v | 2;
+    this.i32[LZ_MASK] = 0;
+    this.i32[Slot.EFLAGS] = (v & 0x3f7fd5) | 2;
+  }
+
+  /** Materializes lazy flags into the stored EFLAGS (for code that reads i32[EFLAGS] directly). */
+  flushFlags(): void {
+    flushFlags(this.i32);
   }
 
   /** Recomputes pmode/vm86/cs32/ss32 after CR0, EFLAGS.VM, CS or SS changed. */
   modeChanged(): void {
     const cr0 = this.i32[Slot.CR0]!;
-    const vm = (this.i32[Slot.EFLAGS]! & (1 << 17)) !== 0;
+    const vm = (this.i32[Slot.EFLAGS]! & F.VM) !== 0;
     this.pmode = (cr0 & 1) !== 0 && !vm;
     this.vm86 = (cr0 & 1) !== 0 && vm;
-    this.cs32 = (this.s.segAttr[SReg.CS]! & (1 << 14)) !== 0;
-    this.ss32 = (this.s.segAttr[SReg.SS]! & (1 << 14)) !== 0;
+    this.cs32 = (this.segAttr[SReg.CS]! & (1 << 14)) !== 0;
+    this.ss32 = (this.segAttr[SReg.SS]! & (1 << 14)) !== 0;
+    this.#rightsAll = this.pmode ? 0 : 3;
+    this.#fetchLinPage = -1;
   }
 
-  /** Called after CR0.PG/WP, CR3, CR4, INVLPG or A20 changes (drops cached translations/decodes). */
+  /** Called after CR0.PG/WP, CR3, CR4, INVLPG or A20 changes (drops cached translations). */
   pagingChanged(): void {
-    /* the core drops its decode cache here */
+    // Decoded code is keyed by physical address and stays valid; only the fetch TLB goes.
+    this.#fetchLinPage = -1;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Segment-relative memory access
+
+  /**
+   * Slow segment check: null/unusable selector, access rights, expand-down limits.
+   * Raises #GP(0) (#SS(0) for SS) and returns false when the access is not allowed.
+   */
+  #segCheck(seg: number, o: number, size: number, write: boolean): boolean {
+    const attr = this.segAttr[seg]!;
+    const lim = this.segLimit[seg]! >>> 0;
+    const vec = seg === SReg.SS ? Vec.SS : Vec.GP;
+    if (this.pmode) {
+      if ((attr & 0x10000) !== 0 || (attr & 0x10) === 0) {
+        this.raise(vec, 0);
+        return false;
+      }
+      const type = attr & 15;
+      if ((type & 8) !== 0) {
+        if (write || (type & 2) === 0) {
+          this.raise(vec, 0);
+          return false;
+        }
+      } else {
+        if (write && (type & 2) === 0) {
+          this.raise(vec, 0);
+          return false;
+        }
+        if ((type & 4) !== 0) {
+          // expand-down: valid offsets are limit+1 .. 0xFFFF or 0xFFFFFFFF (B bit)
+          const top = (attr & (1 << 14)) !== 0 ? 0xffffffff : 0xffff;
+          if (o <= lim || o + size - 1 > top) {
+            this.raise(vec, 0);
+            return false;
+          }
+          return true;
+        }
+      }
+    }
+    if (o + size - 1 > lim) {
+      this.raise(vec, 0);
+      return false;
+    }
+    return true;
+  }
+
+  #rights(seg: number): number {
+    const a = this.segAttr[seg]!;
+    return RIGHTS[(a & 0x1f) | ((a >>> 11) & 0x20)]! | this.#rightsAll;
   }
 
   /** Segment-relative reads: limit/type checks, then mmu (paging). On a fault: raise, return 0. */
   read8(seg: number, off: number): number {
-    return this.mmu.read8((this.s.segBase[seg]! + off) | 0);
+    const o = off >>> 0;
+    if (o > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 1) === 0) {
+      if (!this.#segCheck(seg, o, 1, false)) return 0;
+    }
+    return this.mmu.read8((this.segBase[seg]! + o) | 0);
   }
   read16(seg: number, off: number): number {
-    return this.mmu.read16((this.s.segBase[seg]! + off) | 0);
+    const o = off >>> 0;
+    if (o + 1 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 1) === 0) {
+      if (!this.#segCheck(seg, o, 2, false)) return 0;
+    }
+    return this.mmu.read16((this.segBase[seg]! + o) | 0);
   }
   read32(seg: number, off: number): number {
-    return this.mmu.read32((this.s.segBase[seg]! + off) | 0);
+    const o = off >>> 0;
+    if (o + 3 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 1) === 0) {
+      if (!this.#segCheck(seg, o, 4, false)) return 0;
+    }
+    return this.mmu.read32((this.segBase[seg]! + o) | 0);
   }
   /** Segment-relative writes. On a fault: raise, write nothing. */
   write8(seg: number, off: number, v: number): void {
-    this.mmu.write8((this.s.segBase[seg]! + off) | 0, v);
+    const o = off >>> 0;
+    if (o > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 2) === 0) {
+      if (!this.#segCheck(seg, o, 1, true)) return;
+    }
+    const lin = (this.segBase[seg]! + o) | 0;
+    this.mmu.write8(lin, v);
+    this.#smc(lin, 1);
   }
   write16(seg: number, off: number, v: number): void {
-    this.mmu.write16((this.s.segBase[seg]! + off) | 0, v);
+    const o = off >>> 0;
+    if (o + 1 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 2) === 0) {
+      if (!this.#segCheck(seg, o, 2, true)) return;
+    }
+    const lin = (this.segBase[seg]! + o) | 0;
+    this.mmu.write16(lin, v);
+    this.#smc(lin, 2);
   }
   write32(seg: number, off: number, v: number): void {
-    this.mmu.write32((this.s.segBase[seg]! + off) | 0, v);
+    const o = off >>> 0;
+    if (o + 3 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 2) === 0) {
+      if (!this.#segCheck(seg, o, 4, true)) return;
+    }
+    const lin = (this.segBase[seg]! + o) | 0;
+    this.mmu.write32(lin, v);
+    this.#smc(lin, 4);
   }
+
+  /**
+   * Self-modifying code with paging off: the MMU reports writes to code pages when it translates;
+   * without paging linear = physical and this catches writes even from an MMU that does not.
+   */
+  #smc(lin: number, len: number): void {
+    if (this.i32[Slot.CR0]! < 0 || this.faulted) return;
+    const phys = (lin & this.bus.mem.a20Mask) >>> 0;
+    if (this.codePages[phys >>> 12] !== 0 || this.codePages[((phys + len - 1) >>> 12) & 0xfffff] !== 0) {
+      this.codeWritten(phys, len);
+    }
+  }
+
+  /**
+   * Checks that [off, off+size) of a segment may be accessed (read or write) without accessing it.
+   * Raises like read/write would and returns false on a fault. Paging is not checked.
+   */
+  checkSeg(seg: number, off: number, size: number, write: boolean): boolean {
+    const o = off >>> 0;
+    if (o + size - 1 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & (write ? 2 : 1)) === 0) {
+      return this.#segCheck(seg, o, size, write);
+    }
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Stack
+
+  /** The stack offset delta bytes from ESP/SP (wrapping at 16 bits for a 16-bit stack). */
+  stackOff(delta: number): number {
+    return this.ss32 ? (this.r32[4]! + delta) >>> 0 : (this.r16[8]! + delta) & 0xffff;
+  }
+  /** Sets ESP (32-bit stack) or SP (16-bit stack, upper half kept) to a stack offset. */
+  setSp(off: number): void {
+    if (this.ss32) this.r32[4] = off;
+    else this.r16[8] = off;
+  }
+  push16(v: number): void {
+    const sp = this.stackOff(-2);
+    this.write16(SReg.SS, sp, v);
+    if (!this.faulted) this.setSp(sp);
+  }
+  push32(v: number): void {
+    const sp = this.stackOff(-4);
+    this.write32(SReg.SS, sp, v);
+    if (!this.faulted) this.setSp(sp);
+  }
+  pop16(): number {
+    const sp = this.stackOff(0);
+    const v = this.read16(SReg.SS, sp);
+    if (!this.faulted) this.setSp(this.stackOff(2));
+    return v;
+  }
+  pop32(): number {
+    const sp = this.stackOff(0);
+    const v = this.read32(SReg.SS, sp);
+    if (!this.faulted) this.setSp(this.stackOff(4));
+    return v;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Code fetch and decode cache
+
+  /** Reads one byte of physical memory for code fetch. */
+  #physByte(phys: number): number {
+    const mem = this.bus.mem;
+    return phys < mem.ramSize && mem.isRamPage(phys >>> 12) ? mem.ram[phys]! : mem.read8(phys);
+  }
+
+  /** Linear → physical for code fetch; -1 on a fault (raised). */
+  #codePhys(lin: number): number {
+    const page = lin >>> 12;
+    if (page === this.#fetchLinPage) return this.#fetchPhysBase | (lin & 0xfff);
+    let phys: number;
+    if (this.i32[Slot.CR0]! < 0) {
+      const t = (this.mmu as unknown as MmuTranslate).translate;
+      // XXX(fallback): the shell MMU has no translate(); treat linear as physical until it lands.
+      phys = t !== undefined ? t.call(this.mmu, lin, false, this.i32[Slot.CPL] === 3) : lin >>> 0;
+      if (phys < 0 || this.faulted) return -1;
+    } else {
+      phys = lin >>> 0;
+    }
+    phys = (phys & this.bus.mem.a20Mask) >>> 0;
+    this.#fetchLinPage = page;
+    this.#fetchPhysBase = (phys & ~0xfff) >>> 0;
+    return phys;
+  }
+
+  /** A cache block for a physical page (allocating or evicting), or null when not cacheable. */
+  #blockFor(page: number): DecodeBlock | null {
+    const k = this.bus.mem.kindAt(page << 12);
+    if (k !== 1 && k !== 2) return null; // RAM or ROM only
+    let idx: number;
+    if (this.#freeCount > 0) {
+      idx = this.#freeSlots[--this.#freeCount]!;
+    } else if (this.#slots.length < MAX_CODE_SLOTS) {
+      idx = this.#slots.length;
+      this.#slots.push(new DecodeBlock(4096));
+    } else {
+      idx = this.#nextEvict;
+      this.#nextEvict = (this.#nextEvict + 1) % MAX_CODE_SLOTS;
+      this.#dropSlot(idx);
+      this.#freeCount--; // #dropSlot pushed it on the free list; take it back
+    }
+    this.#slotPage[idx] = page;
+    this.#pageSlot[page] = idx + 1;
+    this.codePages[page] = 1;
+    return this.#slots[idx]!;
+  }
+
+  #dropSlot(idx: number): void {
+    const page = this.#slotPage[idx]!;
+    if (page < 0) return;
+    this.#slots[idx]!.len.fill(0);
+    this.#pageSlot[page] = 0;
+    this.codePages[page] = 0;
+    this.#slotPage[idx] = -1;
+    this.#freeSlots[this.#freeCount++] = idx;
+  }
+
+  /** Guest code in [phys, phys+len) was written: drops the decoded instructions of those pages. */
+  codeWritten(phys: number, len: number): void {
+    const first = phys >>> 12;
+    const last = ((phys + (len > 0 ? len : 1) - 1) >>> 12) & 0xfffff;
+    for (let p = first; p <= last; p++) {
+      const s = this.#pageSlot[p]!;
+      if (s !== 0) this.#dropSlot(s - 1);
+    }
+  }
+
+  /** Drops the whole decode cache. */
+  flushCodeCache(): void {
+    for (let i = 0; i < this.#slots.length; i++) this.#dropSlot(i);
+  }
+
+  /**
+   * Fetches and decodes the instruction at CS:EIP into the per-instruction fields.
+   * Returns false when fetching faulted (#GP for CS limit or length, #PF).
+   */
+  #fetch(): boolean {
+    const eip = this.i32[Slot.EIP]! >>> 0;
+    const limit = this.segLimit[SReg.CS]! >>> 0;
+    if (eip > limit) {
+      this.raise(Vec.GP, 0);
+      return false;
+    }
+    const lin = (this.segBase[SReg.CS]! + eip) | 0;
+    const phys = this.#codePhys(lin);
+    if (phys < 0) return false;
+    const page = phys >>> 12;
+    const off = phys & 0xfff;
+    const cs32 = this.cs32;
+    const slot = this.#pageSlot[page]!;
+    let blk: DecodeBlock | null;
+    let i = off;
+    if (slot !== 0) {
+      blk = this.#slots[slot - 1]!;
+      const len = blk.len[off]!;
+      if (len !== 0 && ((blk.pfx[off]! & PF_CS32) !== 0) === cs32) {
+        if (eip + len - 1 > limit) {
+          this.raise(Vec.GP, 0);
+          return false;
+        }
+        this.#load(blk, off);
+        return true;
+      }
+    } else {
+      blk = this.#blockFor(page);
+    }
+    // Decode: bytes up to the page end and the CS limit first.
+    const fb = this.#fbuf;
+    let n = 4096 - off;
+    if (n > 16) n = 16;
+    if (limit - eip + 1 < n) n = limit - eip + 1;
+    for (let k = 0; k < n; k++) fb[k] = this.#physByte(phys + k);
+    if (blk === null) {
+      blk = this.#scratch;
+      i = 0;
+    }
+    let r = decode(fb, 0, n, cs32, blk, i);
+    if (r === DEC_MORE) {
+      if (blk !== this.#scratch) blk.len[i] = 0;
+      let m = 16;
+      if (limit - eip + 1 < m) m = limit - eip + 1;
+      if (n < m && off + n === 4096) {
+        // The instruction crosses into the next page: fetch the rest from there, never cache.
+        const phys2 = this.#codePhys((lin + n) | 0);
+        if (phys2 < 0) return false;
+        for (let k = n; k < m; k++) fb[k] = this.#physByte(phys2 + k - n);
+        blk = this.#scratch;
+        i = 0;
+        r = decode(fb, 0, m, cs32, blk, 0);
+      }
+      if (r === DEC_MORE) {
+        this.raise(Vec.GP, 0); // runs past the CS limit
+        return false;
+      }
+    }
+    if (r === DEC_TOOLONG) {
+      if (blk !== this.#scratch) blk.len[i] = 0;
+      this.raise(Vec.GP, 0);
+      return false;
+    }
+    this.#load(blk, i);
+    return true;
+  }
+
+  #load(blk: DecodeBlock, i: number): void {
+    this.op = blk.op[i]!;
+    const pfx = blk.pfx[i]!;
+    this.pfx = pfx;
+    this.modrm = blk.modrm[i]!;
+    this.eaBits = blk.ea[i]!;
+    this.disp = blk.disp[i]!;
+    this.imm = blk.imm[i]!;
+    this.imm2 = blk.imm2[i]!;
+    this.seg = (pfx >> PF_SEG_SHIFT) & 7;
+    this.o32 = (pfx & 1) !== 0;
+    this.a32 = (pfx & 2) !== 0;
+    this.i32[Slot.EIP] = (this.i32[Slot.EIP]! + blk.len[i]!) | 0;
+  }
+
+  /** Computes the effective address (offset) of the decoded memory operand. */
+  calcEa(): number {
+    const e = this.eaBits;
+    const base = e & 15;
+    const index = (e >> 4) & 15;
+    if (this.a32) {
+      let v = this.disp;
+      if (base !== 15) v += this.r32[base]!;
+      if (index !== 15) v += this.r32[index]! << ((e >> 8) & 3);
+      return v >>> 0;
+    }
+    let v = this.disp;
+    if (base !== 15) v += this.r16[base << 1]!;
+    if (index !== 15) v += this.r16[index << 1]!;
+    return v & 0xffff;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Run loop
 
   get halted(): boolean {
     return (this.i32[Slot.STATE]! & STATE_HALTED) !== 0;
   }
 
+  /** The documented i686 power-on/reset state. */
   reset(): void {
-    this.s.i32.fill(0);
+    const i32 = this.i32;
+    i32.fill(0);
+    i32[Slot.EFLAGS] = 2;
+    i32[Slot.EIP] = 0xfff0;
+    for (let sr = 0; sr < 6; sr++) {
+      this.segSel[sr] = 0;
+      this.segBase[sr] = 0;
+      this.segLimit[sr] = 0xffff;
+      this.segAttr[sr] = 0x93; // present, data, read/write, accessed
+    }
+    this.segSel[SReg.CS] = 0xf000;
+    this.segBase[SReg.CS] = 0xffff0000 | 0;
+    this.segAttr[SReg.CS] = 0x9b; // present, code, readable, accessed
+    this.segLimit[SReg.LDTR] = 0xffff;
+    this.segAttr[SReg.LDTR] = 0x82;
+    this.segLimit[SReg.TR] = 0xffff;
+    this.segAttr[SReg.TR] = 0x8b;
+    i32[Slot.GDTR_LIMIT] = 0xffff;
+    i32[Slot.IDTR_LIMIT] = 0xffff;
+    i32[Slot.CR0] = 0x60000010;
+    i32[Slot.DR0 + 6] = 0xffff0ff0 | 0;
+    i32[Slot.DR0 + 7] = 0x400;
+    // EDX: processor signature, family 6 model 3 stepping 3 (Pentium II, as CPUID reports).
+    this.r32[2] = 0x0633;
     this.fpu.reset();
+    this.faulted = false;
     this.modeChanged();
+    this.flushCodeCache();
+  }
+
+  /** Delivers the recorded exception of the current instruction (EIP back to its start). */
+  #deliverFault(): void {
+    const vec = this.excVector;
+    const err = this.excError;
+    this.faulted = false;
+    this.i32[Slot.EIP] = this.instrStart;
+    deliverException(this, vec, err); // handles #DF and the triple fault (STATE_SHUTDOWN)
+    this.faulted = false;
+  }
+
+  /** Delivers an external interrupt or NMI (faults during delivery become exceptions). */
+  #deliverInterrupt(vector: number): void {
+    this.faulted = false;
+    this.instrStart = this.i32[Slot.EIP]!;
+    interrupt(this, vector, IntKind.HW, -1);
+    if (this.faulted) this.#deliverFault();
+  }
+
+  /** Executes one instruction (fetch, execute, fault delivery, single-step trap). */
+  step(): void {
+    const i32 = this.i32;
+    this.instrStart = i32[Slot.EIP]!;
+    this.faulted = false;
+    const tf = i32[Slot.EFLAGS]! & F.TF;
+    if (!this.#fetch()) {
+      this.#deliverFault();
+      return;
+    }
+    if ((this.pfx & 0x20) !== 0) this.ea = this.calcEa();
+    this.noSingleStep = false;
+    execute(this);
+    this.instructionCount++;
+    if (this.faulted) {
+      this.#deliverFault();
+      return;
+    }
+    if (tf !== 0 && !this.noSingleStep) {
+      i32[Slot.DR0 + 6] = i32[Slot.DR0 + 6]! | 0x4000; // DR6.BS
+      this.instrStart = i32[Slot.EIP]!;
+      interrupt(this, Vec.DB, IntKind.EXC, -1);
+      if (this.faulted) this.#deliverFault();
+    }
   }
 
   run(maxInstructions: number): CpuExit {
-    void maxInstructions;
-    if (this.#exitRequested) {
-      this.#exitRequested = false;
-      return CpuExit.EXIT_REQUESTED;
+    const i32 = this.i32;
+    const irqs = this.bus.irqs;
+    let n = 0;
+    for (;;) {
+      if (this.#exitRequested) {
+        this.#exitRequested = false;
+        return CpuExit.EXIT_REQUESTED;
+      }
+      const st = i32[Slot.STATE]!;
+      if ((st & STATE_SHUTDOWN) !== 0) {
+        i32[Slot.STATE] = st & ~STATE_SHUTDOWN;
+        return CpuExit.TRIPLE_FAULT;
+      }
+      if ((st & STATE_INHIBIT_IRQ) !== 0) {
+        i32[Slot.STATE] = st & ~STATE_INHIBIT_IRQ;
+      } else if ((st & STATE_NMI_PENDING) !== 0 && (st & STATE_IN_NMI) === 0) {
+        i32[Slot.STATE] = (st & ~(STATE_NMI_PENDING | STATE_HALTED)) | STATE_IN_NMI;
+        this.#deliverInterrupt(Vec.NMI);
+        continue;
+      } else if ((i32[Slot.EFLAGS]! & F.IF) !== 0 && irqs.hasInterrupt()) {
+        const vector = irqs.controller!.acknowledge();
+        i32[Slot.STATE] = i32[Slot.STATE]! & ~STATE_HALTED;
+        this.#deliverInterrupt(vector & 0xff);
+        continue;
+      }
+      if ((i32[Slot.STATE]! & STATE_HALTED) !== 0) return CpuExit.HALTED;
+      if (n >= maxInstructions) return CpuExit.BUDGET;
+      this.step();
+      n++;
     }
-    return CpuExit.BUDGET;
   }
 
   requestExit(): void {
@@ -131,6 +633,7 @@ export class Cpu implements CpuCore {
   }
 
   saveState(w: SsmUnitWriter): void {
+    flushFlags(this.i32);
     w.putRaw(this.s.snapshot());
   }
 
@@ -139,5 +642,6 @@ export class Cpu implements CpuCore {
     this.s.restore(r.getRaw(this.s.buffer.byteLength));
     this.modeChanged();
     this.pagingChanged();
+    this.flushCodeCache();
   }
 }
