@@ -17,7 +17,7 @@ import type { SsmUnitReader, SsmUnitWriter } from "../ssm/unit.ts";
 import { flushFlags, readFlags, LZ_MASK } from "./flags.ts";
 import { DEC_MORE, DEC_TOOLONG, DecodeBlock, PF_CS32, PF_SEG_SHIFT, decode } from "./decode/decoder.ts";
 import { execute } from "./exec/exec.ts";
-import { IntKind, STATE_SHUTDOWN, deliverException, interrupt } from "./exec/sysapi.ts";
+import { IntKind, deliverException, interrupt, resetMsrs } from "./exec/sysapi.ts";
 
 /** Maximum number of cached code pages (each holds 4096 decoded entries, about 80 KiB). */
 const MAX_CODE_SLOTS = 256;
@@ -103,6 +103,8 @@ export class Cpu implements CpuCore {
   instructionCount = 0;
   readonly ssmVersion = 1;
   #exitRequested = false;
+  /** Set by tripleFault(); run() returns TRIPLE_FAULT. */
+  #shutdown = false;
   /** Set by exec for INT n/INT3/INTO/INT1 so that TF does not add a single-step trap. */
   noSingleStep = false;
 
@@ -137,6 +139,12 @@ export class Cpu implements CpuCore {
     this.faulted = true;
     this.excVector = vector;
     this.excError = errorCode;
+  }
+
+  /** Called by exception delivery on a triple fault: the machine shuts down and run() returns. */
+  tripleFault(): void {
+    this.#shutdown = true;
+    this.bus.onTripleFault();
   }
 
   /** EFLAGS with the lazy arithmetic flags materialized. */
@@ -251,39 +259,21 @@ export class Cpu implements CpuCore {
     if (o > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 2) === 0) {
       if (!this.#segCheck(seg, o, 1, true)) return;
     }
-    const lin = (this.segBase[seg]! + o) | 0;
-    this.mmu.write8(lin, v);
-    this.#smc(lin, 1);
+    this.mmu.write8((this.segBase[seg]! + o) | 0, v);
   }
   write16(seg: number, off: number, v: number): void {
     const o = off >>> 0;
     if (o + 1 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 2) === 0) {
       if (!this.#segCheck(seg, o, 2, true)) return;
     }
-    const lin = (this.segBase[seg]! + o) | 0;
-    this.mmu.write16(lin, v);
-    this.#smc(lin, 2);
+    this.mmu.write16((this.segBase[seg]! + o) | 0, v);
   }
   write32(seg: number, off: number, v: number): void {
     const o = off >>> 0;
     if (o + 3 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 2) === 0) {
       if (!this.#segCheck(seg, o, 4, true)) return;
     }
-    const lin = (this.segBase[seg]! + o) | 0;
-    this.mmu.write32(lin, v);
-    this.#smc(lin, 4);
-  }
-
-  /**
-   * Self-modifying code with paging off: the MMU reports writes to code pages when it translates;
-   * without paging linear = physical and this catches writes even from an MMU that does not.
-   */
-  #smc(lin: number, len: number): void {
-    if (this.i32[Slot.CR0]! < 0 || this.faulted) return;
-    const phys = (lin & this.bus.mem.a20Mask) >>> 0;
-    if (this.codePages[phys >>> 12] !== 0 || this.codePages[((phys + len - 1) >>> 12) & 0xfffff] !== 0) {
-      this.codeWritten(phys, len);
-    }
+    this.mmu.write32((this.segBase[seg]! + o) | 0, v);
   }
 
   /**
@@ -492,7 +482,9 @@ export class Cpu implements CpuCore {
     this.seg = (pfx >> PF_SEG_SHIFT) & 7;
     this.o32 = (pfx & 1) !== 0;
     this.a32 = (pfx & 2) !== 0;
-    this.i32[Slot.EIP] = (this.i32[Slot.EIP]! + blk.len[i]!) | 0;
+    const next = (this.i32[Slot.EIP]! + blk.len[i]!) | 0;
+    // IP wraps at 64 KiB in a 16-bit code segment
+    this.i32[Slot.EIP] = (pfx & PF_CS32) !== 0 ? next : next & 0xffff;
   }
 
   /** Computes the effective address (offset) of the decoded memory operand. */
@@ -545,6 +537,8 @@ export class Cpu implements CpuCore {
     i32[Slot.DR0 + 7] = 0x400;
     // EDX: processor signature, family 6 model 3 stepping 3 (Pentium II, as CPUID reports).
     this.r32[2] = 0x0633;
+    resetMsrs(this);
+    this.mmu.flush(true);
     this.fpu.reset();
     this.faulted = false;
     this.modeChanged();
@@ -604,11 +598,11 @@ export class Cpu implements CpuCore {
         this.#exitRequested = false;
         return CpuExit.EXIT_REQUESTED;
       }
-      const st = i32[Slot.STATE]!;
-      if ((st & STATE_SHUTDOWN) !== 0) {
-        i32[Slot.STATE] = st & ~STATE_SHUTDOWN;
+      if (this.#shutdown) {
+        this.#shutdown = false;
         return CpuExit.TRIPLE_FAULT;
       }
+      const st = i32[Slot.STATE]!;
       if ((st & STATE_INHIBIT_IRQ) !== 0) {
         i32[Slot.STATE] = st & ~STATE_INHIBIT_IRQ;
       } else if ((st & STATE_NMI_PENDING) !== 0 && (st & STATE_IN_NMI) === 0) {
@@ -641,6 +635,7 @@ export class Cpu implements CpuCore {
     void version;
     this.s.restore(r.getRaw(this.s.buffer.byteLength));
     this.modeChanged();
+    this.mmu.flush(true);
     this.pagingChanged();
     this.flushCodeCache();
   }

@@ -11,6 +11,7 @@ import {
   ATTR_DB,
   ATTR_UNUSABLE,
   desc,
+  descBase,
   descDpl,
   descLimit,
   descType,
@@ -237,7 +238,7 @@ function pmodeInterrupt(cpu: Cpu, vector: number, kind: IntKind, errorCode: numb
     const sshi = desc.hi;
     const ssaddr = desc.addr;
     const ssAttr = (sshi >>> 8) & 0xf0ff;
-    frameInit(descBaseOf(sslo, sshi), descLimit(sslo, sshi), ssAttr, tEsp, newCpl === 3, (ssSel & 0xfffc) | ext);
+    frameInit(descBase(sslo, sshi), descLimit(sslo, sshi), ssAttr, tEsp, newCpl === 3, (ssSel & 0xfffc) | ext);
     if (vm86) {
       if (!push(cpu, s.segSel[SReg.GS]!, size)) return;
       if (!push(cpu, s.segSel[SReg.FS]!, size)) return;
@@ -260,7 +261,8 @@ function pmodeInterrupt(cpu: Cpu, vector: number, kind: IntKind, errorCode: numb
     if (fMask === 0xffff) cpu.r32[4] = (tEsp & ~0xffff) | fSp;
     else cpu.r32[4] = fSp;
     if (vm86) {
-      for (const r2 of DATA_SEGS) {
+      for (let i = 0; i < DATA_SEGS.length; i++) {
+        const r2 = DATA_SEGS[i]!;
         s.segSel[r2] = 0;
         s.segBase[r2] = 0;
         s.segLimit[r2] = 0;
@@ -294,9 +296,6 @@ function pmodeInterrupt(cpu: Cpu, vector: number, kind: IntKind, errorCode: numb
 
 const DATA_SEGS = [SReg.ES, SReg.DS, SReg.FS, SReg.GS] as const;
 
-function descBaseOf(lo: number, hi: number): number {
-  return ((lo >>> 16) | ((hi & 0xff) << 16) | (hi & 0xff000000)) | 0;
-}
 
 /** Stack of an inner level read from the TSS by tssStack(). */
 let tSs = 0;
@@ -645,7 +644,7 @@ function callGate(cpu: Cpu, glo: number, ghi: number): void {
     const sslo = desc.lo;
     const sshi = desc.hi;
     const ssaddr = desc.addr;
-    frameInit(descBaseOf(sslo, sshi), descLimit(sslo, sshi), (sshi >>> 8) & 0xf0ff, tEsp, false, ssSel & 0xfffc);
+    frameInit(descBase(sslo, sshi), descLimit(sslo, sshi), (sshi >>> 8) & 0xf0ff, tEsp, false, ssSel & 0xfffc);
     if (!push(cpu, s.segSel[SReg.SS]!, size)) return;
     if (!push(cpu, cpu.r32[4]!, size)) return;
     for (let i = count - 1; i >= 0; i--) {
@@ -773,7 +772,7 @@ export function farRet(cpu: Cpu, o32: boolean, popBytes: number): void {
 }
 
 /** EFLAGS bits IRET may change at any level (CF PF AF ZF SF TF DF OF NT RF AC ID). */
-const IRET_BASE = 0x254fd5;
+const IRET_BASE = 0x254dd5;
 
 /** IRET/IRETD in every mode (task return when NT in protected mode). */
 export function iret(cpu: Cpu, o32: boolean): void {
@@ -825,7 +824,7 @@ export function iret(cpu: Cpu, o32: boolean): void {
   }
   if (!checkRetCs(cpu, cs)) return;
   // Flags the new value may change, decided by the level before the return.
-  let mask = o32 ? IRET_BASE : 0x4fd5;
+  let mask = o32 ? IRET_BASE : 0x4dd5;
   const iopl = (old >>> 12) & 3;
   if (cpl <= iopl) mask |= F.IF;
   if (cpl === 0) mask |= F.IOPL | (o32 ? F.VIF | F.VIP : 0);
@@ -847,7 +846,7 @@ function iretToVm86(cpu: Cpu, eip: number, cs: number, fl: number): void {
     if (cpu.faulted) return;
   }
   cpu.setFlags(fl & 0x3f7fd5);
-  st32(cpu, Slot.CPL, 3);
+  cpu.i32[Slot.CPL] = 3;
   // EFLAGS.VM is now set: segments load the vm86 way.
   setVm86Seg(cpu, SReg.CS, cs);
   setVm86Seg(cpu, SReg.SS, vals[1]!);
@@ -861,10 +860,6 @@ function iretToVm86(cpu: Cpu, eip: number, cs: number, fl: number): void {
   endNmi(cpu);
 }
 const VM86_POP = new Int32Array(6);
-
-function st32(cpu: Cpu, slot: number, v: number): void {
-  cpu.i32[slot] = v;
-}
 
 /** IRET ends NMI blocking. */
 function endNmi(cpu: Cpu): void {

@@ -17,7 +17,7 @@
  * A fast access checks `(flags & need) === need` with need = access bit | fast bit. Everything else
  * (misses, MMIO, ROM, unassigned, page-crossing) takes the slow path, which walks the tables.
  * With paging off the TLB holds identity entries, so both modes share the fast path.
- * Filled pages are listed so that a flush touches only them (a full clear after an overflow).
+ * Filled pages are listed (global and non-global apart) so that a flush touches only them.
  */
 import type { Cpu } from "./cpu.ts";
 import type { PhysMem } from "../mem/PhysMem.ts";
@@ -38,7 +38,7 @@ const KIND_RAM = 1;
 const KIND_ROM = 2;
 
 /** Pages remembered for a targeted flush; beyond that the flush clears everything. */
-const LIST_MAX = 8192;
+const LIST_MAX = 16384;
 
 /** #PF error code bits. */
 export const PF_P = 1;
@@ -77,9 +77,14 @@ export class Mmu {
   readonly #ram32: Int32Array;
   readonly #pageMap: Uint32Array;
   readonly #ramPages: number;
-  readonly #list = new Int32Array(LIST_MAX);
-  #count = 0;
-  #overflow = false;
+  /** Pages holding non-global entries (cleared by every flush). */
+  readonly #listN = new Int32Array(LIST_MAX);
+  #countN = 0;
+  #overflowN = false;
+  /** Pages holding global entries (cleared only by a global flush). */
+  readonly #listG = new Int32Array(LIST_MAX);
+  #countG = 0;
+  #overflowG = false;
   #codePages: Uint8Array = NO_CODE;
   /** TLB misses (walks), for statistics. */
   walks = 0;
@@ -243,32 +248,43 @@ export class Mmu {
     return this.#walk(lin, write, user);
   }
 
-  /** Drops cached translations; global ones too when `global`. */
+  /**
+   * Drops cached translations; global ones too when `global` (CR3 loads keep them, SDM 4.10.4).
+   * Non-global and global entries are listed apart, so that a CR3 load touches only the
+   * non-global ones; after a list overflow the flush scans the whole TLB.
+   */
   flush(global: boolean): void {
     this.#hookCode();
     const f = this.tlbFlags;
-    if (this.#overflow) {
-      this.#overflow = false;
-      this.#count = 0;
-      if (global) {
-        f.fill(0);
-        return;
+    if (global) {
+      if (this.#overflowN || this.#overflowG) f.fill(0);
+      else {
+        this.#clearList(this.#listN, this.#countN);
+        this.#clearList(this.#listG, this.#countG);
       }
-      for (let p = 0; p < 1 << 20; p++) {
-        if ((f[p]! & T_G) === 0) f[p] = 0;
-        else this.#remember(p);
-      }
+      this.#countN = 0;
+      this.#countG = 0;
+      this.#overflowN = false;
+      this.#overflowG = false;
       return;
     }
-    const list = this.#list;
-    const n = this.#count;
-    let keep = 0;
-    for (let i = 0; i < n; i++) {
-      const p = list[i]!;
-      if (!global && (f[p]! & T_G) !== 0) list[keep++] = p;
-      else f[p] = 0;
+    if (this.#overflowN) {
+      for (let p = 0; p < 1 << 20; p++) if ((f[p]! & T_G) === 0) f[p] = 0;
+      this.#overflowN = false;
+    } else {
+      const list = this.#listN;
+      const n = this.#countN;
+      for (let i = 0; i < n; i++) {
+        const p = list[i]!;
+        if ((f[p]! & T_G) === 0) f[p] = 0;
+      }
     }
-    this.#count = keep;
+    this.#countN = 0;
+  }
+
+  #clearList(list: Int32Array, n: number): void {
+    const f = this.tlbFlags;
+    for (let i = 0; i < n; i++) f[list[i]!] = 0;
   }
 
   /** INVLPG: drops the translation of the page holding `lin` (all of it for a 4 MiB page). */
@@ -281,9 +297,13 @@ export class Mmu {
     for (let q = base; q < base + 0x400; q++) if ((f[q]! & T_L) !== 0) f[q] = 0;
   }
 
-  #remember(p: number): void {
-    if (this.#count < LIST_MAX) this.#list[this.#count++] = p;
-    else this.#overflow = true;
+  /** Lists a page whose entry becomes valid (or turns from global to non-global). */
+  #remember(p: number, global: boolean): void {
+    if (global) {
+      if (this.#countG < LIST_MAX) this.#listG[this.#countG++] = p;
+      else this.#overflowG = true;
+    } else if (this.#countN < LIST_MAX) this.#listN[this.#countN++] = p;
+    else this.#overflowN = true;
   }
 
   #fill(p: number, physPage: number, perm: number): void {
@@ -292,7 +312,8 @@ export class Mmu {
     let fast = 0;
     if (kind === KIND_RAM) fast = T_FR | T_FW;
     else if (kind === KIND_ROM && pg < this.#ramPages) fast = T_FR;
-    if (this.tlbFlags[p] === 0) this.#remember(p);
+    const old = this.tlbFlags[p]!;
+    if (old === 0 || ((old & T_G) !== 0 && (perm & T_G) === 0)) this.#remember(p, (perm & T_G) !== 0);
     this.tlbFlags[p] = perm | fast;
     this.tlbPhys[p] = physPage;
   }

@@ -231,7 +231,8 @@ export function loadSeg(cpu: Cpu, sreg: number, sel: number): boolean {
 export function nullInvalidSegs(cpu: Cpu): void {
   const cpl = cpu.i32[Slot.CPL]!;
   const s = cpu.s;
-  for (const r of OUTER_CHECKED) {
+  for (let i = 0; i < OUTER_CHECKED.length; i++) {
+    const r = OUTER_CHECKED[i]!;
     const a = s.segAttr[r]!;
     if ((a & ATTR_UNUSABLE) !== 0) continue;
     // data or non-conforming code with DPL < CPL

@@ -224,7 +224,8 @@ export function taskSwitch(cpu: Cpu, sel: number, reason: TaskReason, ext: numbe
   setSeg(cpu, SReg.SS, ss, desc.lo, desc.hi);
   cpu.modeChanged();
   // Data segments
-  for (const r2 of DATA_SEGS) {
+  for (let i = 0; i < DATA_SEGS.length; i++) {
+    const r2 = DATA_SEGS[i]!;
     const sl = N[N_SEGS + r2]!;
     if ((sl & 0xfffc) === 0) {
       setNullSeg(cpu, r2, sl);

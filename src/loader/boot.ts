@@ -1,24 +1,99 @@
 /**
  * Machine boot: what happens at power-on and reset after the devices are reset — load a BIOS ROM,
- * a Linux bzImage + initrd, or a multiboot kernel, as the configuration's /Boot node says, and set
- * the CPU's entry state. SHELL: the loader's owner fills this in.
+ * a Linux bzImage + initrd, or a Multiboot kernel, as the configuration's /Boot node says, and set
+ * the CPU's entry state.
+ *
+ * /Boot keys (all optional):
+ *   Bios         string  path of a system ROM image, mapped below 4 GiB and 1 MiB (bios.ts)
+ *   Kernel       string  path of a kernel: a Linux bzImage or a Multiboot v1 kernel (ELF or a.out kludge)
+ *   KernelFormat string  "auto" (default: "HdrS" → Linux, else a Multiboot header), "linux", "multiboot"
+ *   Initrd       string  path of an initrd (Linux) / the first module (Multiboot)
+ *   Cmdline      string  the kernel command line
+ * With a Kernel the CPU starts in the kernel (protected mode); with only a Bios it stays at the
+ * reset vector; with neither nothing is loaded. A Bios given with a Kernel is mapped too.
  */
 import type { CfgmNode } from "../cfgm/CfgmNode.ts";
 import type { Cpu } from "../cpu/cpu.ts";
 import type { PhysMem } from "../mem/PhysMem.ts";
+import { mapBios } from "./bios.ts";
+import { isBzImage, loadLinux, protocolString } from "./bzimage.ts";
+import { hex } from "./bytes.ts";
+import { readHostFile } from "./files.ts";
+import { findMultibootHeader, loadMultiboot } from "./multiboot.ts";
+import type { LoaderCpu } from "./pmode.ts";
 
 /** What the boot code works on. */
 export interface BootContext {
   /** The root of the VM's configuration (reads /Boot). */
   cfg: CfgmNode;
   mem: PhysMem;
-  cpu: Cpu;
+  cpu: Cpu | LoaderCpu;
+  /** Reads a file named in the configuration (default: the host file system, cached per path). */
+  readFile?: (path: string) => Uint8Array;
+  /** Receives one line per thing loaded (default: nothing). */
+  log?: (line: string) => void;
 }
 
 /** Keys accepted under /Boot. */
-export const bootConfigKeys: readonly string[] = [];
+export const bootConfigKeys: readonly string[] = ["Bios", "Kernel", "KernelFormat", "Initrd", "Cmdline"];
 
-/** Called by the EMT at power-on and after every reset. */
-export function bootMachine(ctx: BootContext): void {
-  void ctx;
+/** Values of /Boot/KernelFormat. */
+export const kernelFormats = ["auto", "linux", "multiboot"] as const;
+export type KernelFormat = (typeof kernelFormats)[number];
+
+/** What bootMachine did. */
+export interface BootResult {
+  /** "bios": reset vector; "linux" / "multiboot": kernel entry; "none": nothing configured. */
+  kind: "none" | "bios" | "linux" | "multiboot";
+  /** EIP the CPU starts at (for a kernel). */
+  entry?: number;
+}
+
+/** The kernel format of an image ("auto" resolved); throws when it is neither. */
+export function detectKernelFormat(image: Uint8Array): "linux" | "multiboot" {
+  if (isBzImage(image)) return "linux";
+  if (findMultibootHeader(image)) return "multiboot";
+  throw new Error("Kernel is neither a Linux bzImage (no \"HdrS\" header) nor a Multiboot kernel (no header in the first 8 KiB)");
+}
+
+/** Called by the EMT at power-on and after every reset. Throws Error/VBoxError on a bad configuration. */
+export function bootMachine(ctx: BootContext): BootResult {
+  const boot = ctx.cfg.getChild("Boot");
+  if (!boot) return { kind: "none" };
+  boot.validateKeys(bootConfigKeys);
+  const read = ctx.readFile ?? readHostFile;
+  const log = ctx.log ?? ((): void => undefined);
+  const biosPath = boot.queryStringDef("Bios", "");
+  const kernelPath = boot.queryStringDef("Kernel", "");
+  const initrdPath = boot.queryStringDef("Initrd", "");
+  const cmdline = boot.queryStringDef("Cmdline", "");
+  const format = boot.queryStringDef("KernelFormat", "auto");
+  if (!(kernelFormats as readonly string[]).includes(format)) {
+    throw new Error(`/Boot/KernelFormat: ${JSON.stringify(format)} is not one of ${kernelFormats.join(", ")}`);
+  }
+  if (!kernelPath && initrdPath) throw new Error("/Boot/Initrd is set without /Boot/Kernel");
+
+  let result: BootResult = { kind: "none" };
+  if (biosPath) {
+    const m = mapBios(ctx.mem, read(biosPath));
+    log(`BIOS ${biosPath} at ${hex(m.highBase)} and ${hex(m.lowBase)}`);
+    result = { kind: "bios" };
+  }
+  if (!kernelPath) return result;
+
+  const kernel = read(kernelPath);
+  const initrd = initrdPath ? read(initrdPath) : null;
+  const kind = format === "auto" ? detectKernelFormat(kernel) : format === "linux" ? "linux" : "multiboot";
+  if (kind === "linux") {
+    const info = loadLinux(ctx.mem, ctx.cpu, { kernel, initrd, cmdline });
+    log(
+      `Linux ${kernelPath}: protocol ${protocolString(info.header.version)}, ${String(info.header.kernelSize)} bytes at ${hex(info.kernelAddr)}` +
+        (initrd ? `, initrd ${String(info.initrdSize)} bytes at ${hex(info.initrdAddr)}` : ""),
+    );
+    return { kind, entry: info.entry };
+  }
+  const modules = initrd ? [{ data: initrd, string: initrdPath }] : [];
+  const info = loadMultiboot(ctx.mem, ctx.cpu, { kernel, cmdline, modules });
+  log(`Multiboot ${kernelPath}: entry ${hex(info.entry)}, info at ${hex(info.infoAddr)}`);
+  return { kind, entry: info.entry };
 }

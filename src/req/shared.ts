@@ -21,6 +21,7 @@
  * (receiveMessageOnPort) after it sees FF_REQUEST; the API side drains synchronously after it
  * sees DONE move (Atomics.waitAsync).
  */
+import type { MessagePort } from "node:worker_threads";
 import type { CfgmPlain } from "../cfgm/CfgmNode.ts";
 import type { SrcPos } from "../vm/types.ts";
 

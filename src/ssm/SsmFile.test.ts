@@ -405,3 +405,27 @@ test("describeConfigDifference names the first differing path", () => {
   assert.equal(describeConfigDifference('{"a":1}', '{"a":1,"z":true}'), "/z: saved (absent), this VM true");
   assert.equal(describeConfigDifference("not json", "{}"), "the config texts differ");
 });
+
+test("a stream that fails or closes mid-save or mid-load gives a clean error, no hang", async () => {
+  const input: SaveInput = { units: units(), ram: mixedRam(2000, 3), config: CONFIG };
+  // Destroyed by the consumer after some data.
+  const w = new PassThrough({ highWaterMark: 16 * 1024 });
+  let seen = 0;
+  w.on("data", (c: Buffer) => {
+    seen += c.length;
+    if (seen > 200_000) w.destroy();
+  });
+  await rejectsWith(saveStateToStream(w, input), "VERR_WRITE_ERROR");
+  // Failing with an error.
+  const e = new PassThrough({ highWaterMark: 16 * 1024 });
+  e.once("data", () => e.destroy(new Error("disk on fire")));
+  await rejectsWith(saveStateToStream(e, input), "VERR_WRITE_ERROR", /disk on fire/);
+  // A reading stream that errors.
+  const r = new PassThrough();
+  const loading = loadStateFromStream(r, expectFor(input));
+  r.write(Buffer.from([0x89, 0x42, 0x4f]));
+  setImmediate(() => r.destroy(new Error("connection reset")));
+  await rejectsWith(loading, "VERR_READ_ERROR", /connection reset/);
+  // Text instead of bytes.
+  await rejectsWith(loadStateFromStream(Readable.from(["text"]), expectFor(input)), "VERR_INVALID_PARAMETER");
+});

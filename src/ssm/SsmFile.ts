@@ -21,7 +21,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { open, readdir, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { deflateRaw, inflateRaw } from "node:zlib";
+import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { VBoxError, Status, statusName } from "../vm/err.ts";
 import { crc32, RunningCrc } from "./crc.ts";
 import {
@@ -207,8 +207,6 @@ const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 // ---------------------------------------------------------------------------------------------------
 // Writing
 
-/** Chunks whose compression may run on the thread pool at once. */
-const PIPELINE_DEPTH = 4;
 /** Deflate output at or above this fraction of its input is dropped and the pages stored raw. */
 const DEFLATE_KEEP_RATIO = 7 / 8;
 /** Bytes sampled from each non-zero page to judge whether it looks random. */
@@ -218,41 +216,14 @@ const RANDOM_DISTINCT = 88;
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
 
-/** A RAM chunk on its way out. */
-interface ChunkJob {
-  firstPage: number;
+/** A RAM chunk record ready to write. */
+interface ChunkRecord {
+  header: Uint8Array;
+  /** Header, raw page runs (views of guest RAM), deflate stream. */
+  bufs: Uint8Array[];
+  payloadCrc: number;
+  payloadLength: number;
   pageCount: number;
-  kinds: Uint8Array;
-  rawPages: number;
-  compressedPages: number;
-  /** The raw pages as views of guest RAM, consecutive pages merged. */
-  rawRuns: Buffer[];
-  rawCrc: number;
-  /** The compressed pages gathered, and their CRC. */
-  compInput: Buffer | null;
-  inflatedCrc: number;
-  deflated: Promise<Buffer> | null;
-}
-
-/** Reusable 1 MiB buffers for gathering the pages to deflate (fresh memory costs page faults). */
-class BufferPool {
-  #free: Buffer[] = [];
-  take(n: number): Buffer {
-    const b = this.#free.pop() ?? Buffer.allocUnsafe(CHUNK_PAGES * PAGE_SIZE);
-    return b.subarray(0, n);
-  }
-  give(b: Buffer): void {
-    this.#free.push(Buffer.from(b.buffer, b.byteOffset, CHUNK_PAGES * PAGE_SIZE));
-  }
-}
-
-function deflateAsync(input: Buffer): Promise<Buffer> {
-  return new Promise((resolvePromise, reject) => {
-    deflateRaw(input, { level: 1 }, (err, out) => {
-      if (err) reject(err);
-      else resolvePromise(out);
-    });
-  });
 }
 
 /** Does this non-zero page look random? Counts distinct values among bytes sampled across it. */
@@ -289,18 +260,24 @@ function rawRunsOf(ram: Buffer, firstPage: number, pageCount: number, kinds: Uin
   return { runs, crc };
 }
 
-/** Classifies a chunk's pages and starts its compression. */
+/**
+ * Turns RAM chunks into records: classifies the pages, hashes the raw ones in place and deflates the
+ * rest. Deflate runs synchronously on the calling thread: measured here, per-chunk async deflate on
+ * libuv's pool was slower (dispatch and stream set-up per call, and 2 cores shared with the pool's
+ * file writes), while the file writes still overlap with this work (BatchWriter).
+ */
 class ChunkEncoder {
   readonly #ram: Buffer;
-  readonly #pool = new BufferPool();
+  /** Where a chunk's compressible pages are gathered; reused (fresh memory costs page faults). */
+  readonly #scratch = Buffer.allocUnsafe(CHUNK_PAGES * PAGE_SIZE);
   readonly #seen = new Uint32Array(256);
   #stamp = 0;
   constructor(ram: Buffer) {
     this.#ram = ram;
   }
-  start(firstPage: number, pageCount: number): ChunkJob {
+  encode(firstPage: number, pageCount: number): ChunkRecord {
     const ram = this.#ram;
-    const kinds = new Uint8Array(KIND_MAP_BYTES);
+    let kinds = new Uint8Array(KIND_MAP_BYTES);
     let rawPages = 0;
     let compressedPages = 0;
     for (let i = 0; i < pageCount; i++) {
@@ -320,65 +297,85 @@ class ChunkEncoder {
         compressedPages++;
       }
     }
-    const { runs, crc } = rawRunsOf(ram, firstPage, pageCount, kinds);
-    let compInput: Buffer | null = null;
+    let deflated: Buffer | null = null;
     let inflatedCrc = 0;
-    let deflated: Promise<Buffer> | null = null;
     if (compressedPages > 0) {
-      compInput = this.#pool.take(compressedPages * PAGE_SIZE);
+      const input = this.#scratch.subarray(0, compressedPages * PAGE_SIZE);
       let o = 0;
       for (let i = 0; i < pageCount; i++) {
         if (pageKind(kinds, i) !== PAGE_COMPRESSED) continue;
         const off = (firstPage + i) * PAGE_SIZE;
-        ram.copy(compInput, o, off, off + PAGE_SIZE);
+        ram.copy(input, o, off, off + PAGE_SIZE);
         o += PAGE_SIZE;
       }
-      inflatedCrc = crc32(compInput);
-      deflated = deflateAsync(compInput);
-      // A rejection is handled in finish(); keep it from counting as unhandled meanwhile.
-      deflated.catch(() => undefined);
-    }
-    return { firstPage, pageCount, kinds, rawPages, compressedPages, rawRuns: runs, rawCrc: crc, compInput, inflatedCrc, deflated };
-  }
-  /** Waits for the chunk's compression and returns its record as buffers, with the payload CRC. */
-  async finish(job: ChunkJob): Promise<{ bufs: Uint8Array[]; header: Uint8Array; payloadCrc: number; payloadLength: number }> {
-    let deflated: Buffer | null = null;
-    if (job.deflated !== null && job.compInput !== null) {
       try {
-        deflated = await job.deflated;
+        deflated = deflateRawSync(input, { level: 1 });
       } catch {
-        deflated = null; // compression failed: store the pages raw
+        deflated = null; // cannot happen short of memory exhaustion; raw is always correct
       }
-      if (deflated === null || deflated.length >= job.compInput.length * DEFLATE_KEEP_RATIO) {
+      if (deflated === null || deflated.length >= input.length * DEFLATE_KEEP_RATIO) {
         // Not worth it: every non-zero page becomes raw.
         deflated = null;
-        const kinds = new Uint8Array(KIND_MAP_BYTES);
-        for (let i = 0; i < job.pageCount; i++) if (pageKind(job.kinds, i) !== PAGE_ZERO) setPageKind(kinds, i, PAGE_RAW);
-        const { runs, crc } = rawRunsOf(this.#ram, job.firstPage, job.pageCount, kinds);
-        job.kinds = kinds;
-        job.rawRuns = runs;
-        job.rawCrc = crc;
-        job.rawPages += job.compressedPages;
-        job.compressedPages = 0;
-        job.inflatedCrc = 0;
+        const all = new Uint8Array(KIND_MAP_BYTES);
+        for (let i = 0; i < pageCount; i++) if (pageKind(kinds, i) !== PAGE_ZERO) setPageKind(all, i, PAGE_RAW);
+        kinds = all;
+        rawPages += compressedPages;
+        compressedPages = 0;
+      } else {
+        inflatedCrc = crc32(input);
       }
-      this.#pool.give(job.compInput);
-      job.compInput = null;
     }
-    const payloadCrc = deflated !== null ? crc32(deflated, job.rawCrc) : job.rawCrc;
+    const { runs, crc: rawCrc } = rawRunsOf(ram, firstPage, pageCount, kinds);
+    const payloadCrc = deflated !== null ? crc32(deflated, rawCrc) : rawCrc;
     const header = encodeChunkHeader({
-      firstPage: job.firstPage,
-      pageCount: job.pageCount,
-      rawPages: job.rawPages,
-      compressedPages: job.compressedPages,
+      firstPage,
+      pageCount,
+      rawPages,
+      compressedPages,
       deflatedLength: deflated?.length ?? 0,
       payloadCrc,
-      inflatedCrc: job.inflatedCrc,
-      kinds: job.kinds,
+      inflatedCrc,
+      kinds,
     });
-    const bufs: Uint8Array[] = [header, ...job.rawRuns];
+    const bufs: Uint8Array[] = [header, ...runs];
     if (deflated !== null) bufs.push(deflated);
-    return { bufs, header, payloadCrc, payloadLength: job.rawPages * PAGE_SIZE + (deflated?.length ?? 0) };
+    return { header, bufs, payloadCrc, payloadLength: rawPages * PAGE_SIZE + (deflated?.length ?? 0), pageCount };
+  }
+}
+
+/** Bytes of records gathered before they go to the sink in one call. */
+const WRITE_BATCH = 4 * 1024 * 1024;
+
+/** Gathers records into batches and keeps one batch write in flight. */
+class BatchWriter {
+  readonly #sink: ByteSink;
+  #bufs: Uint8Array[] = [];
+  #bytes = 0;
+  #inflight: Promise<void> = Promise.resolve();
+  constructor(sink: ByteSink) {
+    this.#sink = sink;
+  }
+  async add(bufs: readonly Uint8Array[], bytes: number): Promise<void> {
+    this.#bufs.push(...bufs);
+    this.#bytes += bytes;
+    if (this.#bytes >= WRITE_BATCH) await this.#send();
+  }
+  async #send(): Promise<void> {
+    await this.#inflight;
+    const bufs = this.#bufs;
+    this.#bufs = [];
+    this.#bytes = 0;
+    this.#inflight = this.#sink.write(bufs);
+    // Its failure surfaces at the next #send or flush; keep it from counting as unhandled meanwhile.
+    this.#inflight.catch(() => undefined);
+  }
+  async flush(): Promise<void> {
+    await this.#send();
+    await this.#inflight;
+  }
+  /** Resolves when no write is in flight, whatever its outcome. */
+  async settled(): Promise<void> {
+    await this.#inflight.catch(() => undefined);
   }
 }
 
@@ -421,7 +418,8 @@ async function writeState(sink: ByteSink, input: SaveInput, progress: Progress):
     boxvmVersion: boxvmVersion(),
     configBytes,
   });
-  fileCrc.update(header);
+  fileCrc.update(header.subarray(0, header.length - 4));
+  let offset = header.length;
   await sink.write([header]);
 
   let done = 0;
@@ -429,8 +427,9 @@ async function writeState(sink: ByteSink, input: SaveInput, progress: Progress):
     const u = input.units[i]!;
     const dataCrc = crc32(u.data);
     const h = encodeUnitHeader(names[i]!, u.instance, u.version, u.data.length, dataCrc);
-    fileCrc.update(h);
+    fileCrc.update(h.subarray(0, h.length - 4));
     fileCrc.append(dataCrc, u.data.length);
+    offset += h.length + u.data.length;
     await sink.write([h, u.data]);
     done += u.data.length;
     progress.update(done);
@@ -438,30 +437,28 @@ async function writeState(sink: ByteSink, input: SaveInput, progress: Progress):
 
   const totalPages = ram.length / PAGE_SIZE;
   const encoder = new ChunkEncoder(ram);
-  const pending: ChunkJob[] = [];
   let chunks = 0;
-  const drainOne = async (): Promise<void> => {
-    const job = pending.shift()!;
-    const rec = await encoder.finish(job);
-    fileCrc.update(rec.header);
-    fileCrc.append(rec.payloadCrc, rec.payloadLength);
-    await sink.write(rec.bufs);
-    chunks++;
-    done += job.pageCount * PAGE_SIZE;
-    progress.update(done);
-  };
+  // Records are batched into one write of up to WRITE_BATCH bytes, and one batch is being written
+  // while the next chunks are classified, hashed and compressed.
+  const out = new BatchWriter(sink);
   try {
     for (let first = 0; first < totalPages; first += CHUNK_PAGES) {
-      pending.push(encoder.start(first, Math.min(CHUNK_PAGES, totalPages - first)));
-      if (pending.length >= PIPELINE_DEPTH) await drainOne();
+      const rec = encoder.encode(first, Math.min(CHUNK_PAGES, totalPages - first));
+      fileCrc.update(rec.header.subarray(0, RAMC_HEADER - 4));
+      fileCrc.append(rec.payloadCrc, rec.payloadLength);
+      offset += RAMC_HEADER + rec.payloadLength;
+      await out.add(rec.bufs, RAMC_HEADER + rec.payloadLength);
+      chunks++;
+      done += rec.pageCount * PAGE_SIZE;
+      progress.update(done);
     }
-    while (pending.length > 0) await drainOne();
+    await out.flush();
   } finally {
-    // On an error, let outstanding compressions finish quietly before their buffers go away.
-    await Promise.allSettled(pending.map((j) => j.deflated));
+    // On an error, let a write in flight finish before its buffers go away.
+    await out.settled();
   }
 
-  const end = encodeEnd(input.units.length, chunks, fileCrc.length, fileCrc.value);
+  const end = encodeEnd(input.units.length, chunks, offset, fileCrc.value);
   await sink.write([end]);
   await sink.flush();
 }
@@ -516,7 +513,7 @@ export async function saveStateToFile(path: string, input: SaveInput, progress?:
     const prog = new Progress(progress, "Saving the state");
     await writeState(new FileSink(fh, `file '${target}'`), input, prog);
     try {
-      await fh.sync();
+      await fh.datasync();
     } catch (e) {
       throw ioError(e, Status.VERR_WRITE_ERROR, `Cannot flush the saved state file '${target}'`);
     }
@@ -552,12 +549,14 @@ export async function saveStateToFile(path: string, input: SaveInput, progress?:
  */
 export async function saveStateToStream(stream: NodeJS.WritableStream, input: SaveInput, progress?: SsmProgress): Promise<void> {
   const sink = new StreamSink(stream);
+  let failed = true;
   try {
     const prog = new Progress(progress, "Saving the state");
     await writeState(sink, input, prog);
     prog.finish();
+    failed = false;
   } finally {
-    sink.dispose();
+    sink.dispose(failed);
   }
 }
 
@@ -572,9 +571,6 @@ interface HeldChunk {
   raw: Uint8Array;
   inflated: Uint8Array | null;
 }
-
-/** Inflations that may run on the thread pool at once. */
-const INFLATE_DEPTH = 4;
 
 interface ParseOptions {
   label: string;
@@ -689,7 +685,8 @@ async function readHeader(src: ByteSource, label: string): Promise<{ header: Sta
     flags: dv.getUint32(88, true),
     config,
   };
-  const bytes = Buffer.concat([fixed, rest]);
+  // The bytes the file CRC covers: all but the header's own CRC.
+  const bytes = Buffer.concat([fixed, rest.subarray(0, configLength)]);
   return { header, bytes };
 }
 
@@ -735,8 +732,6 @@ async function parseState(src: ByteSource, opt: ParseOptions): Promise<ParseResu
   const chunks: HeldChunk[] = [];
   let nextPage = 0;
   let inRam = false;
-  // Inflations in flight; each resolves to an error or null, never rejects.
-  const inflating: Promise<VBoxError | null>[] = [];
   const ram = report?.ram;
 
   for (;;) {
@@ -759,7 +754,7 @@ async function parseState(src: ByteSource, opt: ParseOptions): Promise<ParseResu
       }
       fileCrc.update(tagBytes);
       fileCrc.update(fixed);
-      fileCrc.update(rest);
+      fileCrc.update(rest.subarray(0, nameLength));
       let name: string;
       try {
         name = utf8Strict.decode(rest.subarray(0, nameLength));
@@ -809,7 +804,7 @@ async function parseState(src: ByteSource, opt: ParseOptions): Promise<ParseResu
         throw integrity(Status.VERR_SSM_INTEGRITY_CRC, `${who}: header CRC mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`);
       }
       fileCrc.update(tagBytes);
-      fileCrc.update(rest);
+      fileCrc.update(rest.subarray(0, RAMC_HEADER - 8));
       const pageCount = dv.getUint16(4, true);
       const rawPages = dv.getUint16(6, true);
       const compressedPages = dv.getUint16(8, true);
@@ -850,27 +845,23 @@ async function parseState(src: ByteSource, opt: ParseOptions): Promise<ParseResu
       }
       const held: HeldChunk = { firstPage, pageCount, kinds, raw, inflated: null };
       if (nComp > 0 && ok) {
-        if (inflating.length >= INFLATE_DEPTH) {
-          const e = await inflating.shift()!;
-          if (e !== null) soft(e);
-        }
         const want = nComp * PAGE_SIZE;
-        inflating.push(
-          new Promise<VBoxError | null>((done) => {
-            inflateRaw(deflated, { maxOutputLength: want, chunkSize: Math.max(want, 64) }, (err, out) => {
-              if (err !== null) {
-                done(integrity(Status.VERR_SSM_INTEGRITY, `${who}: corrupt compressed pages: ${err.message}`));
-              } else if (out.length !== want) {
-                done(integrity(Status.VERR_SSM_INTEGRITY, `${who}: compressed pages inflate to ${String(out.length)} bytes, expected ${String(want)}`));
-              } else if (crc32(out) !== inflatedCrc) {
-                done(integrity(Status.VERR_SSM_INTEGRITY_CRC, `${who}: inflated pages CRC mismatch`));
-              } else {
-                if (keep) held.inflated = out;
-                done(null);
-              }
-            });
-          }),
-        );
+        let out: Buffer | null = null;
+        try {
+          // chunkSize = the expected size: one output buffer, no growing and joining.
+          out = inflateRawSync(deflated, { maxOutputLength: want, chunkSize: Math.max(want, 64) });
+        } catch (e) {
+          soft(integrity(Status.VERR_SSM_INTEGRITY, `${who}: corrupt compressed pages: ${(e as Error).message}`));
+        }
+        if (out !== null) {
+          if (out.length !== want) {
+            soft(integrity(Status.VERR_SSM_INTEGRITY, `${who}: compressed pages inflate to ${String(out.length)} bytes, expected ${String(want)}`));
+          } else if (crc32(out) !== inflatedCrc) {
+            soft(integrity(Status.VERR_SSM_INTEGRITY_CRC, `${who}: inflated pages CRC mismatch`));
+          } else if (keep) {
+            held.inflated = out;
+          }
+        }
       }
       if (keep) chunks.push(held);
       if (ram !== undefined) {
@@ -905,7 +896,7 @@ async function parseState(src: ByteSource, opt: ParseOptions): Promise<ParseResu
       if (nextPage !== totalPages) {
         throw integrity(Status.VERR_SSM_INTEGRITY_SIZE, `Saved state ${label}: the RAM records end at page ${String(nextPage)} of ${String(totalPages)}`);
       }
-      if (unitCount !== seenUnits || chunkCount !== seenChunks || offset !== at || fileCrc.length !== at) {
+      if (unitCount !== seenUnits || chunkCount !== seenChunks || offset !== at) {
         throw integrity(
           Status.VERR_SSM_INTEGRITY_REC_HDR,
           `Saved state ${label}: the end record counts ${String(unitCount)} units, ${String(chunkCount)} RAM chunks at offset ${String(offset)}; the file has ${String(seenUnits)}, ${String(seenChunks)} at ${String(at)}`,
@@ -927,10 +918,6 @@ async function parseState(src: ByteSource, opt: ParseOptions): Promise<ParseResu
     );
   }
 
-  for (const p of inflating) {
-    const e = await p;
-    if (e !== null) soft(e);
-  }
   if (!(await src.atEnd())) {
     throw integrity(Status.VERR_SSM_INTEGRITY_SIZE, `Saved state ${label}: unexpected bytes after the end record at offset ${String(src.offset)}`);
   }
@@ -992,8 +979,13 @@ export async function loadStateFromFile(path: string, expect: LoadExpect, progre
   }
   try {
     const size = (await fh.stat()).size;
-    const r = await parseState(new FileSource(fh, size, label), { label, expect, progress: new Progress(progress, "Loading the state") });
-    return loaded(r);
+    const src = new FileSource(fh, size, label);
+    try {
+      const r = await parseState(src, { label, expect, progress: new Progress(progress, "Loading the state") });
+      return loaded(r);
+    } finally {
+      await src.settle();
+    }
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -1037,7 +1029,12 @@ export async function inspectStateFile(path: string): Promise<StateReport> {
     fh = await open(target, "r");
     const size = (await fh.stat()).size;
     report = emptyReport(target, size);
-    await parseState(new FileSource(fh, size, label), { label, report, progress: new Progress(undefined, "Inspecting the state") });
+    const src = new FileSource(fh, size, label);
+    try {
+      await parseState(src, { label, report, progress: new Progress(undefined, "Inspecting the state") });
+    } finally {
+      await src.settle();
+    }
   } catch (e) {
     report.error ??= e instanceof VBoxError ? e : ioError(e, Status.VERR_READ_ERROR, `Cannot read the saved state ${label}`);
   } finally {

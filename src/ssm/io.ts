@@ -93,6 +93,10 @@ export class StreamSink implements ByteSink {
     stream.on("error", this.#onError);
   }
   #check(): void {
+    const w = this.#stream as { destroyed?: boolean; writableEnded?: boolean; errored?: Error | null };
+    if (this.#error === null && (w.destroyed === true || w.writableEnded === true)) {
+      this.#error = w.errored ?? new Error("the stream was closed before the state was complete");
+    }
     if (this.#error !== null) throw ioError(this.#error, Status.VERR_WRITE_ERROR, "Cannot write the saved state stream");
   }
   async write(bufs: readonly Uint8Array[]): Promise<void> {
@@ -120,9 +124,12 @@ export class StreamSink implements ByteSink {
       this.#stream.on("drain", done);
       this.#stream.on("close", done);
       this.#stream.on("error", done);
+      // Closed already: no drain will come.
+      if ((this.#stream as { destroyed?: boolean }).destroyed === true) done();
     });
   }
   async flush(): Promise<void> {
+    this.#check();
     while (this.#pendingCallbacks > 0 && this.#error === null) {
       await new Promise<void>((resolve) => {
         this.#idle = resolve;
@@ -131,75 +138,103 @@ export class StreamSink implements ByteSink {
     }
     this.#check();
   }
-  /** Detaches the error listener. */
-  dispose(): void {
-    this.#stream.removeListener("error", this.#onError);
+  /**
+   * Detaches the error listener after a successful save. After a failure it stays: the stream's
+   * 'error' event may still be on its way, and the failure was reported through the save already.
+   */
+  dispose(failed: boolean): void {
+    if (!failed) this.#stream.removeListener("error", this.#onError);
   }
 }
 
-/** Small reads go through a buffer of this size; larger ones are read straight into their own buffer. */
-const FILE_BLOCK = 64 * 1024;
+/** The file is read in blocks of this size, one block ahead of the reader. */
+const FILE_BLOCK = 4 * 1024 * 1024;
 
-/** A source over an open file of known size. */
+/**
+ * A source over an open file of known size. It reads the file in large blocks and keeps the read of
+ * the next block in flight while the caller hashes the current one; reads that fit in a block are
+ * views of it (no copy).
+ */
 export class FileSource implements ByteSource {
   readonly #fh: FileHandle;
   readonly #label: string;
   readonly size: number;
-  /** File position of the next byte not yet in the block. */
-  #filePos = 0;
+  /** File position of the next block to request. */
+  #nextPos = 0;
+  #ahead: Promise<Uint8Array> | null = null;
   #block: Uint8Array = new Uint8Array(0);
   #blockOff = 0;
+  #consumed = 0;
   constructor(fh: FileHandle, size: number, label: string) {
     this.#fh = fh;
     this.size = size;
     this.#label = label;
   }
   get offset(): number {
-    return this.#filePos - (this.#block.length - this.#blockOff);
+    return this.#consumed;
   }
-  async #readAt(into: Uint8Array, start: number): Promise<void> {
-    let done = start;
+  async #readFully(into: Uint8Array, pos: number): Promise<Uint8Array> {
+    let done = 0;
     while (done < into.length) {
       let n: number;
       try {
-        ({ bytesRead: n } = await this.#fh.read(into, done, into.length - done, this.#filePos));
+        ({ bytesRead: n } = await this.#fh.read(into, done, into.length - done, pos + done));
       } catch (e) {
         throw ioError(e, Status.VERR_READ_ERROR, `Cannot read the saved state ${this.#label}`);
       }
-      if (n === 0) throw truncated(this.#label, this.#filePos, into.length - done, "the file (it shrank while reading)");
+      if (n === 0) throw truncated(this.#label, pos + done, into.length - done, "the file (it shrank while being read)");
       done += n;
-      this.#filePos += n;
     }
+    return into;
+  }
+  #startAhead(): void {
+    if (this.#ahead !== null || this.#nextPos >= this.size) return;
+    const len = Math.min(FILE_BLOCK, this.size - this.#nextPos);
+    this.#ahead = this.#readFully(Buffer.allocUnsafe(len), this.#nextPos);
+    this.#ahead.catch(() => undefined); // awaited in #nextBlock
+    this.#nextPos += len;
+  }
+  async #nextBlock(): Promise<void> {
+    this.#startAhead();
+    const p = this.#ahead!;
+    this.#ahead = null;
+    this.#block = await p;
+    this.#blockOff = 0;
+    this.#startAhead();
   }
   async read(n: number, what: string): Promise<Uint8Array> {
-    if (n > this.size - this.offset) throw truncated(this.#label, this.offset, n, what);
-    const have = this.#block.length - this.#blockOff;
+    if (n > this.size - this.#consumed) throw truncated(this.#label, this.#consumed, n, what);
+    if (this.#block.length - this.#blockOff === 0 && n > 0) await this.#nextBlock();
+    let have = this.#block.length - this.#blockOff;
     if (have >= n) {
       const r = this.#block.subarray(this.#blockOff, this.#blockOff + n);
       this.#blockOff += n;
+      this.#consumed += n;
       return r;
     }
-    if (n >= FILE_BLOCK / 2) {
-      const out = Buffer.allocUnsafe(n);
-      out.set(this.#block.subarray(this.#blockOff), 0);
-      this.#block = new Uint8Array(0);
-      this.#blockOff = 0;
-      await this.#readAt(out, have);
-      return out;
+    // Spans blocks: gather a copy.
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      if (have === 0) {
+        await this.#nextBlock();
+        have = this.#block.length;
+      }
+      const take = Math.min(have, n - filled);
+      out.set(this.#block.subarray(this.#blockOff, this.#blockOff + take), filled);
+      this.#blockOff += take;
+      filled += take;
+      have -= take;
     }
-    // Refill: the leftover plus up to a block's worth.
-    const want = Math.min(FILE_BLOCK, this.size - this.#filePos + have);
-    const block = Buffer.allocUnsafe(want);
-    block.set(this.#block.subarray(this.#blockOff), 0);
-    this.#block = block;
-    this.#blockOff = 0;
-    await this.#readAt(block, have);
-    const r = block.subarray(0, n);
-    this.#blockOff = n;
-    return r;
+    this.#consumed += n;
+    return out;
   }
   async atEnd(): Promise<boolean> {
-    return this.offset >= this.size;
+    return this.#consumed >= this.size;
+  }
+  /** Waits for a read still in flight (before the file is closed). */
+  async settle(): Promise<void> {
+    await this.#ahead?.catch(() => undefined);
   }
 }
 

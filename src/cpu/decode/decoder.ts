@@ -133,6 +133,50 @@ function lockable(op: number, modrm: number): boolean {
 }
 
 /**
+ * Encodings that are #UD by their ModRM: undefined group members and register forms of
+ * memory-only operands (SDM opcode map group tables).
+ */
+function modrmInvalid(op: number, modrm: number): boolean {
+  const reg = (modrm >> 3) & 7;
+  const regForm = modrm >= 0xc0;
+  switch (op) {
+    case 0x62: // BOUND
+    case 0x8d: // LEA
+    case 0xc4: // LES
+    case 0xc5: // LDS
+    case 0x1b2: // LSS
+    case 0x1b4: // LFS
+    case 0x1b5: // LGS
+      return regForm;
+    case 0x8c:
+      return reg > 5;
+    case 0x8e:
+      return reg > 5 || reg === 1;
+    case 0x8f:
+    case 0xc6:
+    case 0xc7:
+      return reg !== 0;
+    case 0xfe:
+      return reg > 1;
+    case 0xff:
+      return reg === 7 || (regForm && (reg === 3 || reg === 5));
+    case 0x100:
+      return reg > 5;
+    case 0x101:
+      return reg === 5 || (regForm && reg !== 4 && reg !== 6);
+    case 0x1ba:
+      return reg < 4;
+    case 0x1c7:
+      return reg !== 1 || regForm;
+    case 0x120:
+    case 0x122:
+      return reg === 1 || reg > 4; // CR1, CR5..CR7
+    default:
+      return false;
+  }
+}
+
+/**
  * Decodes one instruction from `bytes[start..start+avail)` into entry `i` of `blk`.
  * Returns the length, DEC_MORE when the instruction continues past `avail` bytes, or DEC_TOOLONG
  * when it is longer than 15 bytes (#GP(0)).
@@ -271,7 +315,7 @@ export function decode(bytes: Uint8Array, start: number, avail: number, cs32: bo
   const len = pos - start;
   if (len > MAX_LEN) return DEC_TOOLONG;
   if (short) return DEC_MORE;
-  if ((props & P_INVALID) !== 0) op = OP_UD;
+  if ((props & P_INVALID) !== 0 || ((props & P_MODRM) !== 0 && modrmInvalid(op, modrm))) op = OP_UD;
   else if ((pfx & PF_LOCK) !== 0 && ((pfx & PF_MEM) === 0 || !lockable(op, modrm))) op = OP_UD;
   if (seg >= 0) {
     pfx |= PF_SEGOVR;
@@ -305,6 +349,8 @@ export interface DecodedInfo {
   valid: boolean;
   op: number;
   modrm: number;
+  /** Segment of the memory operand / string source: the override or the default. */
+  seg: number;
   o32: boolean;
   a32: boolean;
   /** Memory operand, or null. */
@@ -328,6 +374,7 @@ export function decodeInfo(bytes: Uint8Array, offset: number, is32: boolean): De
     valid: op !== OP_UD,
     op,
     modrm: scratch.modrm[0]!,
+    seg: (pfx >> PF_SEG_SHIFT) & 7,
     o32: (pfx & PF_O32) !== 0,
     a32: (pfx & PF_A32) !== 0,
     mem:

@@ -3,7 +3,7 @@
  * gathered in one place so exec/ imports one module.
  */
 export { loadSeg, lar, lsl, verr, verw, lldt, ltr } from "../seg.ts";
-export { IntKind, STATE_SHUTDOWN, interrupt, deliverException, farJmp, farCall, farRet, iret } from "../intr.ts";
+export { IntKind, interrupt, deliverException, farJmp, farCall, farRet, iret } from "../intr.ts";
 export {
   movToCr,
   movFromCr,
@@ -21,4 +21,5 @@ export {
   sysexit,
   ioPermitted,
   invlpg,
+  resetMsrs,
 } from "../sys.ts";

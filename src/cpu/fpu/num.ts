@@ -316,6 +316,8 @@ export const res = {
   c1: 0,
   /** False when an unmasked over/underflow means a memory destination is not written. */
   store: true,
+  /** Masked overflow gave the largest finite value (n has at most 53 ones: extend for 64). */
+  max: false,
 };
 
 /**
@@ -330,6 +332,7 @@ export function roundTo(sign: number, m: number, e: number, t: number, q: number
   res.c1 = 0;
   res.inf = 0;
   res.store = true;
+  res.max = false;
   // Round with an unbounded exponent first.
   round(sign, m, e, t, q, -Infinity, rc);
   let n = rounded.n;
@@ -348,7 +351,7 @@ export function roundTo(sign: number, m: number, e: number, t: number, q: number
       return;
     }
     res.flags |= X.OE | X.PE;
-    const toInf = rc === RC.NEAREST || (rc === RC.UP) === (sign === 0) && rc !== RC.CHOP;
+    const toInf = rc === RC.NEAREST || (rc !== RC.CHOP && (rc === RC.UP) === (sign === 0));
     if (toInf) {
       res.inf = 1;
       res.c1 = 1;
@@ -356,6 +359,7 @@ export function roundTo(sign: number, m: number, e: number, t: number, q: number
       const qq = q > 53 ? 53 : q;
       res.n = pow2(qq) - 1;
       res.g = fmt.emax - (qq - 1);
+      res.max = true;
     }
     return;
   }

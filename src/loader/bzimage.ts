@@ -1,0 +1,314 @@
+/**
+ * Linux bzImage loader: the x86 boot protocol (Documentation/arch/x86/boot.rst), protocol 2.06 and
+ * later, entered through the 32-bit boot protocol (no real-mode setup code runs).
+ *
+ * A bzImage is: the real-mode setup (boot sector + setup_sects sectors of 512 bytes, setup_sects 0
+ * meaning 4) followed by the protected-mode kernel (syssize * 16 bytes). The setup header starts at
+ * 0x1F1 and ends at 0x202 + the byte at 0x201. The loader:
+ *   1. builds boot_params (the "zero page"): zeroes, the setup header copied at 0x1F1, the fields a
+ *      loader writes (type_of_loader, loadflags, cmd_line_ptr, ramdisk_*, heap_end_ptr), the e820
+ *      table, screen_info, alt_mem_k;
+ *   2. copies the protected-mode kernel to 1 MiB, the initrd as high as allowed, the command line;
+ *   3. enters at code32_start in flat 32-bit protected mode with ESI = boot_params, EBX/EBP/EDI = 0.
+ *
+ * Offsets used (boot_params, zero-page.rst; setup header, boot.rst):
+ *   0x000 screen_info (0x06 orig_video_mode, 0x07 orig_video_cols, 0x0E orig_video_lines,
+ *         0x0F orig_video_isVGA)
+ *   0x0C0 ext_ramdisk_image  0x0C4 ext_ramdisk_size  0x0C8 ext_cmd_line_ptr
+ *   0x1E0 alt_mem_k          0x1E8 e820_entries      0x1EF sentinel
+ *   0x1F1 setup_sects  0x1F4 syssize  0x1FA vid_mode  0x202 "HdrS"  0x206 version
+ *   0x210 type_of_loader  0x211 loadflags  0x214 code32_start  0x218 ramdisk_image
+ *   0x21C ramdisk_size  0x224 heap_end_ptr  0x228 cmd_line_ptr  0x22C initrd_addr_max
+ *   0x230 kernel_alignment  0x234 relocatable_kernel  0x235 min_alignment  0x236 xloadflags
+ *   0x238 cmdline_size  0x258 pref_address (u64)  0x260 init_size
+ *   0x2D0 e820_table (128 entries of 20 bytes: u64 addr, u64 size, u32 type)
+ */
+import type { PhysMem } from "../mem/PhysMem.ts";
+import { alignDown, alignUp, cString, hex, put16, put32, put64, put8, u16, u32, u64, u8 } from "./bytes.ts";
+import { e820Map, type E820Entry } from "./e820.ts";
+import { enterFlat32, writeFlatGdt, type LoaderCpu } from "./pmode.ts";
+
+/** loadflags bits. */
+export const LOADED_HIGH = 0x01;
+export const KASLR_FLAG = 0x02;
+export const QUIET_FLAG = 0x20;
+export const KEEP_SEGMENTS = 0x40;
+export const CAN_USE_HEAP = 0x80;
+
+/** boot_params offsets the loader writes. */
+export const BP = {
+  ORIG_VIDEO_MODE: 0x06,
+  ORIG_VIDEO_COLS: 0x07,
+  ORIG_VIDEO_LINES: 0x0e,
+  ORIG_VIDEO_ISVGA: 0x0f,
+  EXT_RAMDISK_IMAGE: 0x0c0,
+  EXT_RAMDISK_SIZE: 0x0c4,
+  EXT_CMD_LINE_PTR: 0x0c8,
+  ALT_MEM_K: 0x1e0,
+  E820_ENTRIES: 0x1e8,
+  SENTINEL: 0x1ef,
+  SETUP_SECTS: 0x1f1,
+  SYSSIZE: 0x1f4,
+  VID_MODE: 0x1fa,
+  HEADER: 0x202,
+  VERSION: 0x206,
+  TYPE_OF_LOADER: 0x210,
+  LOADFLAGS: 0x211,
+  CODE32_START: 0x214,
+  RAMDISK_IMAGE: 0x218,
+  RAMDISK_SIZE: 0x21c,
+  HEAP_END_PTR: 0x224,
+  CMD_LINE_PTR: 0x228,
+  INITRD_ADDR_MAX: 0x22c,
+  KERNEL_ALIGNMENT: 0x230,
+  RELOCATABLE_KERNEL: 0x234,
+  MIN_ALIGNMENT: 0x235,
+  XLOADFLAGS: 0x236,
+  CMDLINE_SIZE: 0x238,
+  PREF_ADDRESS: 0x258,
+  INIT_SIZE: 0x260,
+  E820_TABLE: 0x2d0,
+} as const;
+
+/** Size of boot_params. */
+export const ZERO_PAGE_BYTES = 4096;
+/** Entries e820_table holds. */
+export const E820_MAX_ENTRIES = 128;
+/** "HdrS" little-endian. */
+const HDRS = 0x53726448;
+/** The oldest protocol this loader accepts. */
+export const MIN_PROTOCOL = 0x206;
+
+/** Where the loader puts its own structures in conventional memory. */
+export const LINUX_LAYOUT = {
+  /** boot_params. */
+  zeroPage: 0x10000,
+  /** The boot GDT. */
+  gdt: 0x11000,
+  /** The kernel command line (cmdline_size + 1 bytes at most). */
+  cmdline: 0x20000,
+  /** Initial ESP (the protocol does not require one; startup_32 uses boot_params' scratch field). */
+  stack: 0x9f000,
+  /** The protected-mode kernel. */
+  kernel: 0x100000,
+} as const;
+
+/** The setup header fields, as read from the image. */
+export interface SetupHeader {
+  /** Protocol version, e.g. 0x20f for 2.15. */
+  version: number;
+  setupSects: number;
+  /** Size of the protected-mode code in 16-byte paragraphs. */
+  syssize: number;
+  loadflags: number;
+  code32Start: number;
+  initrdAddrMax: number;
+  kernelAlignment: number;
+  relocatable: boolean;
+  minAlignment: number;
+  xloadflags: number;
+  /** Longest command line, excluding the NUL. */
+  cmdlineSize: number;
+  prefAddress: number;
+  /** Bytes the kernel needs from its runtime start while it decompresses and initializes. */
+  initSize: number;
+  /** End of the setup header (exclusive): 0x202 + byte at 0x201. */
+  headerEnd: number;
+  /** Byte offset of the protected-mode kernel in the file. */
+  kernelOffset: number;
+  /** Bytes of protected-mode kernel. */
+  kernelSize: number;
+}
+
+/** True when the image carries a setup header ("HdrS" at 0x202). */
+export function isBzImage(image: Uint8Array): boolean {
+  return image.length >= 0x264 && u32(image, BP.HEADER) === HDRS;
+}
+
+/** Reads and checks the setup header; throws Error with the reason for an image it cannot boot. */
+export function parseSetupHeader(image: Uint8Array): SetupHeader {
+  if (image.length < 0x264 || u32(image, BP.HEADER) !== HDRS) {
+    throw new Error('Not a Linux bzImage: no "HdrS" setup header at 0x202');
+  }
+  const version = u16(image, BP.VERSION);
+  if (version < MIN_PROTOCOL) {
+    throw new Error(
+      `Linux boot protocol ${protocolString(version)} is too old: boxvm loads 2.06 and later (kernel 2.6.22+)`,
+    );
+  }
+  const loadflags = u8(image, BP.LOADFLAGS);
+  if ((loadflags & LOADED_HIGH) === 0) {
+    throw new Error("Not a bzImage: loadflags.LOADED_HIGH is clear (zImage kernels load at 0x10000; unsupported)");
+  }
+  const rawSects = u8(image, BP.SETUP_SECTS);
+  const setupSects = rawSects === 0 ? 4 : rawSects;
+  const syssize = u32(image, BP.SYSSIZE);
+  const kernelOffset = (setupSects + 1) * 512;
+  if (kernelOffset >= image.length) {
+    throw new Error(`Truncated bzImage: setup_sects=${String(setupSects)} but the file is ${String(image.length)} bytes`);
+  }
+  const declared = syssize * 16;
+  const available = image.length - kernelOffset;
+  if (declared > available) {
+    throw new Error(
+      `Truncated bzImage: syssize says ${String(declared)} bytes of kernel, the file has ${String(available)}`,
+    );
+  }
+  const headerEnd = 0x202 + u8(image, 0x201);
+  const hasPref = version >= 0x20a;
+  return {
+    version,
+    setupSects,
+    syssize,
+    loadflags,
+    code32Start: u32(image, BP.CODE32_START),
+    initrdAddrMax: u32(image, BP.INITRD_ADDR_MAX),
+    kernelAlignment: u32(image, BP.KERNEL_ALIGNMENT),
+    relocatable: u8(image, BP.RELOCATABLE_KERNEL) !== 0,
+    minAlignment: u8(image, BP.MIN_ALIGNMENT),
+    xloadflags: version >= 0x20c ? u16(image, BP.XLOADFLAGS) : 0,
+    cmdlineSize: u32(image, BP.CMDLINE_SIZE),
+    prefAddress: hasPref ? u64(image, BP.PREF_ADDRESS) : LINUX_LAYOUT.kernel,
+    initSize: hasPref ? u32(image, BP.INIT_SIZE) : 0,
+    headerEnd,
+    kernelOffset,
+    // syssize 0 would be an odd image; fall back to the rest of the file then
+    kernelSize: declared > 0 ? declared : available,
+  };
+}
+
+/** "2.15" from 0x20f. */
+export function protocolString(version: number): string {
+  return `${String(version >> 8)}.${String(version & 0xff).padStart(2, "0")}`;
+}
+
+/** What to load. */
+export interface LinuxBootOptions {
+  kernel: Uint8Array;
+  initrd?: Uint8Array | null;
+  cmdline?: string;
+}
+
+/** Where things went (for messages and tests). */
+export interface LinuxBootInfo {
+  header: SetupHeader;
+  zeroPage: number;
+  cmdlineAddr: number;
+  kernelAddr: number;
+  entry: number;
+  initrdAddr: number;
+  initrdSize: number;
+  /** [start, end) the kernel occupies once it has moved itself to its runtime address. */
+  runtime: { start: number; end: number };
+  e820: E820Entry[];
+}
+
+/**
+ * Where the kernel runs after its decompressor moved it: a relocatable kernel loaded at `loadAddr`
+ * runs at loadAddr rounded up to kernel_alignment, but not below pref_address (its
+ * LOAD_PHYSICAL_ADDR); a fixed one at pref_address. It needs init_size bytes from there.
+ */
+export function runtimeRange(h: SetupHeader, loadAddr: number): { start: number; end: number } {
+  let start = h.prefAddress;
+  if (h.relocatable && h.kernelAlignment > 0) start = Math.max(alignUp(loadAddr, h.kernelAlignment), h.prefAddress);
+  const size = Math.max(h.initSize, h.kernelSize);
+  return { start, end: start + size };
+}
+
+/**
+ * Loads a bzImage, its initrd and command line into `mem` and leaves `cpu` at the kernel's 32-bit
+ * entry. Throws Error with the reason when the image or the memory size does not allow it.
+ */
+export function loadLinux(mem: PhysMem, cpu: LoaderCpu, opts: LinuxBootOptions): LinuxBootInfo {
+  const image = opts.kernel;
+  const h = parseSetupHeader(image);
+  const ramTop = mem.ramSize;
+  const L = LINUX_LAYOUT;
+
+  // Command line
+  const cmdline = opts.cmdline ?? "";
+  const cmdBytes = cString(cmdline);
+  if (cmdBytes.length - 1 > h.cmdlineSize) {
+    throw new Error(
+      `Kernel command line is ${String(cmdBytes.length - 1)} bytes; this kernel accepts ${String(h.cmdlineSize)}`,
+    );
+  }
+
+  // The protected-mode kernel at 1 MiB; check that it and its runtime area fit in RAM.
+  const kernelAddr = L.kernel;
+  const kernelEnd = kernelAddr + h.kernelSize;
+  const runtime = runtimeRange(h, kernelAddr);
+  const needTop = Math.max(kernelEnd, runtime.end);
+  if (needTop > ramTop) {
+    throw new Error(
+      `Not enough RAM for this kernel: it needs memory up to ${hex(needTop)} (${String(Math.ceil(needTop / 1048576))} MiB), ` +
+        `the VM has ${String(ramTop / 1048576)} MiB`,
+    );
+  }
+
+  // The initrd: page aligned, as high as initrd_addr_max and RAM allow, clear of the kernel.
+  let initrdAddr = 0;
+  const initrd = opts.initrd ?? null;
+  const initrdSize = initrd ? initrd.length : 0;
+  if (initrd && initrdSize > 0) {
+    const limit = Math.min(h.initrdAddrMax + 1, ramTop);
+    initrdAddr = alignDown(limit - initrdSize, 4096);
+    if (initrdAddr < needTop) {
+      throw new Error(
+        `Not enough RAM for the initrd (${String(Math.ceil(initrdSize / 1024))} KiB) above the kernel, ` +
+          `which needs memory up to ${hex(needTop)}: give the VM more memory`,
+      );
+    }
+  }
+
+  // boot_params
+  const zp = new Uint8Array(ZERO_PAGE_BYTES);
+  zp.set(image.subarray(BP.SETUP_SECTS, Math.min(h.headerEnd, image.length)), BP.SETUP_SECTS);
+  put8(zp, BP.TYPE_OF_LOADER, 0xff); // undefined loader ID
+  put8(zp, BP.LOADFLAGS, (h.loadflags | CAN_USE_HEAP) & ~(KEEP_SEGMENTS | KASLR_FLAG));
+  put32(zp, BP.CODE32_START, kernelAddr);
+  put16(zp, BP.HEAP_END_PTR, 0xe000 - 0x200);
+  put32(zp, BP.CMD_LINE_PTR, L.cmdline);
+  put32(zp, BP.EXT_CMD_LINE_PTR, 0);
+  put32(zp, BP.RAMDISK_IMAGE, initrdAddr);
+  put32(zp, BP.RAMDISK_SIZE, initrdSize);
+  put32(zp, BP.EXT_RAMDISK_IMAGE, 0);
+  put32(zp, BP.EXT_RAMDISK_SIZE, 0);
+  put16(zp, BP.VID_MODE, 0xffff); // "normal" text mode
+  // screen_info: an 80x25 text screen that is not VGA (the console is the serial port)
+  put8(zp, BP.ORIG_VIDEO_MODE, 3);
+  put8(zp, BP.ORIG_VIDEO_COLS, 80);
+  put8(zp, BP.ORIG_VIDEO_LINES, 25);
+  put8(zp, BP.ORIG_VIDEO_ISVGA, 0);
+  // alt_mem_k: KiB of memory above 1 MiB (what INT 15h E801 would say)
+  put32(zp, BP.ALT_MEM_K, Math.floor((ramTop - 0x100000) / 1024));
+  const e820 = e820Map(ramTop);
+  put8(zp, BP.E820_ENTRIES, e820.length);
+  e820.forEach((e, i) => {
+    const off = BP.E820_TABLE + i * 20;
+    put64(zp, off, e.addr);
+    put64(zp, off + 8, e.size);
+    put32(zp, off + 16, e.type);
+  });
+
+  mem.writeBytes(L.zeroPage, zp);
+  mem.writeBytes(L.cmdline, cmdBytes);
+  mem.writeBytes(kernelAddr, image.subarray(h.kernelOffset, h.kernelOffset + h.kernelSize));
+  if (initrd && initrdSize > 0) mem.writeBytes(initrdAddr, initrd);
+  writeFlatGdt(mem, L.gdt);
+
+  // 32-bit boot protocol entry: ESI = boot_params, EBP = EDI = EBX = 0, IF = 0.
+  enterFlat32(cpu, mem, { eip: kernelAddr, gdtAddr: L.gdt, esi: L.zeroPage, esp: L.stack });
+
+  return {
+    header: h,
+    zeroPage: L.zeroPage,
+    cmdlineAddr: L.cmdline,
+    kernelAddr,
+    entry: kernelAddr,
+    initrdAddr,
+    initrdSize,
+    runtime,
+    e820,
+  };
+}
