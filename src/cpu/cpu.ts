@@ -123,6 +123,11 @@ export class Cpu implements CpuCore {
   /** Fetch TLB: linear page of the last code fetch and its physical page base (-1: none). */
   #fetchLinPage = -1;
   #fetchPhysBase = 0;
+  /**
+   * Fast fetch: the decode block of the linear code page #fetchLinPage (null: look it up).
+   * Dropped with the fetch TLB and whenever a block is dropped.
+   */
+  #curBlk: DecodeBlock | null = null;
 
   readonly bus: CpuBus;
 
@@ -173,12 +178,14 @@ export class Cpu implements CpuCore {
     this.ss32 = (this.segAttr[SReg.SS]! & (1 << 14)) !== 0;
     this.#rightsAll = this.pmode ? 0 : 3;
     this.#fetchLinPage = -1;
+    this.#curBlk = null;
   }
 
   /** Called after CR0.PG/WP, CR3, CR4, INVLPG or A20 changes (drops cached translations). */
   pagingChanged(): void {
     // Decoded code is keyed by physical address and stays valid; only the fetch TLB goes.
     this.#fetchLinPage = -1;
+    this.#curBlk = null;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -348,6 +355,7 @@ export class Cpu implements CpuCore {
     phys = (phys & this.bus.mem.a20Mask) >>> 0;
     this.#fetchLinPage = page;
     this.#fetchPhysBase = (phys & ~0xfff) >>> 0;
+    this.#curBlk = null;
     return phys;
   }
 
@@ -381,6 +389,7 @@ export class Cpu implements CpuCore {
     this.codePages[page] = 0;
     this.#slotPage[idx] = -1;
     this.#freeSlots[this.#freeCount++] = idx;
+    this.#curBlk = null;
   }
 
   /** Guest code in [phys, phys+len) was written: drops the decoded instructions of those pages. */
@@ -410,6 +419,16 @@ export class Cpu implements CpuCore {
       return false;
     }
     const lin = (this.segBase[SReg.CS]! + eip) | 0;
+    // Fast path: same linear code page as the last fetch, instruction already decoded.
+    const cur = this.#curBlk;
+    if (cur !== null && lin >>> 12 === this.#fetchLinPage) {
+      const o = lin & 0xfff;
+      const len = cur.len[o]!;
+      if (len !== 0 && ((cur.pfx[o]! & PF_CS32) !== 0) === this.cs32 && eip + len - 1 <= limit) {
+        this.#load(cur, o);
+        return true;
+      }
+    }
     const phys = this.#codePhys(lin);
     if (phys < 0) return false;
     const page = phys >>> 12;
@@ -420,6 +439,7 @@ export class Cpu implements CpuCore {
     let i = off;
     if (slot !== 0) {
       blk = this.#slots[slot - 1]!;
+      this.#curBlk = blk;
       const len = blk.len[off]!;
       if (len !== 0 && ((blk.pfx[off]! & PF_CS32) !== 0) === cs32) {
         if (eip + len - 1 > limit) {
@@ -431,6 +451,7 @@ export class Cpu implements CpuCore {
       }
     } else {
       blk = this.#blockFor(page);
+      this.#curBlk = blk;
     }
     // Decode: bytes up to the page end and the CS limit first.
     const fb = this.#fbuf;
@@ -602,8 +623,10 @@ export class Cpu implements CpuCore {
         this.#shutdown = false;
         return CpuExit.TRIPLE_FAULT;
       }
+      if (n >= maxInstructions) return (i32[Slot.STATE]! & STATE_HALTED) !== 0 ? CpuExit.HALTED : CpuExit.BUDGET;
       const st = i32[Slot.STATE]!;
       if ((st & STATE_INHIBIT_IRQ) !== 0) {
+        // the instruction after STI / MOV SS runs before interrupts are looked at
         i32[Slot.STATE] = st & ~STATE_INHIBIT_IRQ;
       } else if ((st & STATE_NMI_PENDING) !== 0 && (st & STATE_IN_NMI) === 0) {
         i32[Slot.STATE] = (st & ~(STATE_NMI_PENDING | STATE_HALTED)) | STATE_IN_NMI;
@@ -616,7 +639,6 @@ export class Cpu implements CpuCore {
         continue;
       }
       if ((i32[Slot.STATE]! & STATE_HALTED) !== 0) return CpuExit.HALTED;
-      if (n >= maxInstructions) return CpuExit.BUDGET;
       this.step();
       n++;
     }

@@ -92,7 +92,16 @@ export function flushFlags(i32: Int32Array): number {
 
 /** Records a lazy result: `mask` says which arithmetic flags it defines. */
 export function setLazy(i32: Int32Array, kind: number, r: number, a: number, b: number, mask: number): void {
-  if (mask !== ALL_ARITH && i32[LZ_MASK]! !== 0) flushFlags(i32);
+  const old = i32[LZ_MASK]!;
+  if (mask !== ALL_ARITH && (old & ~mask) !== 0) {
+    // Flags the new record does not define must be stored first. INC/DEC keep only CF: cheap.
+    if ((old & ~mask) === F.CF) {
+      i32[Slot.EFLAGS] = (i32[Slot.EFLAGS]! & ~F.CF) | getCF(i32);
+      i32[LZ_MASK] = old & ~F.CF;
+    } else {
+      flushFlags(i32);
+    }
+  }
   i32[LZ_KIND] = kind;
   i32[LZ_RES] = r;
   i32[LZ_A] = a;

@@ -992,3 +992,189 @@ test("the x87 state is in the CPU state buffer: snapshot/restore carries it", ()
   assert.equal(b.cpu.fpu.cw, 0x0c7f);
   assert.equal(top(b), 7);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Exact extended arithmetic against a BigInt reference (tests only: BigInt is fine here).
+
+/** Rounds sign * (N * 2^E + sticky) to `bits` significant bits → 80-bit [se, hi, lo]. */
+function refRound(sign: number, N: bigint, E: number, sticky: boolean, bits: number, rc: number): [number, number, number] {
+  const L = N.toString(2).length;
+  const shift = L - bits;
+  let keep: bigint;
+  let cmp: number; // -1 below half, 0 exactly half, 1 above half
+  let inexact: boolean;
+  if (shift > 0) {
+    keep = N >> BigInt(shift);
+    const rem = N & ((1n << BigInt(shift)) - 1n);
+    const half = 1n << BigInt(shift - 1);
+    cmp = rem > half || (rem === half && sticky) ? 1 : rem === half ? 0 : -1;
+    inexact = rem !== 0n || sticky;
+  } else {
+    keep = N << BigInt(-shift);
+    cmp = -1;
+    inexact = sticky;
+  }
+  let up = false;
+  if (inexact) {
+    if (rc === 0) up = cmp > 0 || (cmp === 0 && (keep & 1n) === 1n);
+    else if (rc === 1) up = sign === 1;
+    else if (rc === 2) up = sign === 0;
+  }
+  let top = E + L - 1;
+  if (up) keep += 1n;
+  if (keep === 1n << BigInt(bits)) {
+    keep >>= 1n;
+    top++;
+  }
+  const m = keep << BigInt(64 - bits);
+  return [(sign << 15) | (top + 16383), Number(m >> 32n), Number(m & 0xffffffffn)];
+}
+
+function isqrt(n: bigint): bigint {
+  if (n < 2n) return n;
+  let x = 1n << BigInt((n.toString(2).length >> 1) + 1); // >= sqrt(n)
+  for (;;) {
+    const y = (x + n / x) >> 1n;
+    if (y >= x) return x; // Newton from above stops at floor(sqrt(n))
+    x = y;
+  }
+}
+
+test("FADD/FSUB/FMUL/FDIV/FSQRT are exact with 64-bit mantissas in every rounding mode and PC", () => {
+  const b = box();
+  let seed = 987654321;
+  const u32 = (): number => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) | 0;
+    return seed >>> 0;
+  };
+  const rand80 = (spread: number): [number, number, number] => {
+    const exp = 16383 + ((u32() % (2 * spread + 1)) - spread);
+    return [((u32() & 1) << 15) | exp, (u32() | 0x80000000) >>> 0, u32()];
+  };
+  const M = (v: [number, number, number]): bigint => (BigInt(v[1]) << 32n) | BigInt(v[2]);
+  const E = (v: [number, number, number]): number => (v[0] & 0x7fff) - 16383;
+  const S = (v: [number, number, number]): number => v[0] >>> 15;
+  for (let k = 0; k < 300; k++) {
+    const spread = k % 3 === 0 ? 120 : 20;
+    const y = rand80(spread); // ST1
+    const x = rand80(spread); // ST0
+    if (k % 5 === 0) {
+      // near-cancellation
+      x[0] = (y[0] ^ 0x8000) & 0xffff;
+      x[1] = y[1];
+      x[2] = (y[2] ^ (u32() & 0xff)) >>> 0;
+    }
+    for (const pcBits of [64, 53, 24]) {
+      const pc = pcBits === 64 ? 0x300 : pcBits === 53 ? 0x200 : 0;
+      for (let rc = 0; rc < 4; rc++) {
+        setCw(b, 0x7f | pc | (rc << 10));
+        const run = (modrm: number): [number, number, number] => {
+          r(b, 0xdb, 0xe3);
+          setCw(b, 0x7f | pc | (rc << 10));
+          ld80(b, ...y);
+          ld80(b, ...x);
+          r(b, 0xd8, modrm);
+          return st80(b);
+        };
+        // x + y, x - y via exact integers
+        const emin = Math.min(E(x), E(y));
+        const vx = (S(x) ? -1n : 1n) * (M(x) << BigInt(E(x) - emin));
+        const vy = (S(y) ? -1n : 1n) * (M(y) << BigInt(E(y) - emin));
+        for (const [modrm, sum] of [
+          [0xc1, vx + vy],
+          [0xe1, vx - vy],
+        ] as const) {
+          const got = run(modrm);
+          if (sum === 0n) assert.deepEqual(got, [rc === 1 ? 0x8000 : 0, 0, 0]);
+          else {
+            const sg = sum < 0n ? 1 : 0;
+            assert.deepEqual(got, refRound(sg, sg ? -sum : sum, emin - 63, false, pcBits, rc), `add/sub k=${String(k)} pc=${String(pcBits)} rc=${String(rc)}`);
+          }
+        }
+        const sg = S(x) ^ S(y);
+        assert.deepEqual(run(0xc9), refRound(sg, M(x) * M(y), E(x) + E(y) - 126, false, pcBits, rc), `mul k=${String(k)}`);
+        const num = M(x) << 130n;
+        const qv = num / M(y);
+        assert.deepEqual(run(0xf1), refRound(sg, qv, E(x) - E(y) - 130, qv * M(y) !== num, pcBits, rc), `div k=${String(k)}`);
+        // sqrt of |x|
+        r(b, 0xdb, 0xe3);
+        setCw(b, 0x7f | pc | (rc << 10));
+        ld80(b, x[0] & 0x7fff, x[1], x[2]);
+        r(b, 0xd9, 0xfa);
+        let mm = M(x);
+        let kk = E(x) - 63;
+        if ((kk & 1) !== 0) {
+          mm <<= 1n;
+          kk -= 1;
+        }
+        const rad = mm << 140n;
+        const root = isqrt(rad);
+        assert.deepEqual(st80(b), refRound(0, root, kk / 2 - 70, root * root !== rad, pcBits, rc), `sqrt k=${String(k)}`);
+      }
+    }
+  }
+});
+
+test("denormal results: masked underflow denormalizes with one rounding; unmasked wraps by 2^24576", () => {
+  const b = box();
+  const x: [number, number, number] = [0x3fff - 16000, 0x80000000, 1]; // (1 + 2^-63) * 2^-16000
+  const y: [number, number, number] = [0x3fff - 383, 0x80000000, 0]; // 2^-383
+  for (const [rc, lo] of [
+    [0, 0],
+    [1, 0],
+    [2, 1],
+    [3, 0],
+  ] as const) {
+    r(b, 0xdb, 0xe3);
+    setCw(b, 0x037f | (rc << 10));
+    ld80(b, ...y);
+    ld80(b, ...x);
+    r(b, 0xd8, 0xc9); // FMUL → (2^62 + 0.5) * 2^-16445: a tie
+    assert.deepEqual(st80(b), [0, 0x40000000, lo], `rc ${String(rc)}`);
+    assert.equal(sw(b) & 0x30, 0x30, "UE PE");
+  }
+  // Exact denormal result: no UE.
+  r(b, 0xdb, 0xe3);
+  ld80(b, 0x3fff - 383, 0xc0000000, 0);
+  ld80(b, 0x3fff - 16000, 0x80000000, 0);
+  r(b, 0xd8, 0xc9); // 1.5 * 2^-16383
+  assert.deepEqual(st80(b), [0, 0x60000000, 0]);
+  assert.equal(sw(b) & 0x30, 0);
+  // Unmasked UE: the exact result with its exponent + 24576.
+  r(b, 0xdb, 0xe3);
+  setCw(b, 0x036f);
+  ld80(b, ...y);
+  ld80(b, ...x);
+  r(b, 0xd8, 0xc9);
+  assert.equal(sw(b) & 0x80b0, 0x8090, "UE ES B, no PE");
+  b.cpu.i32[Slot.CR0] = CR0.ET;
+  assert.deepEqual(st80(b), [-16383 + 24576 + 16383, 0x80000000, 1]);
+  // Denormal operands signal DE (masked: the operation proceeds exactly).
+  b.cpu.i32[Slot.CR0] = CR0.ET | CR0.NE;
+  r(b, 0xdb, 0xe3);
+  ld80(b, 0x3fff + 100, 0x80000000, 0);
+  ld80(b, 0, 0x40000000, 0); // 2^-16383 (denormal)
+  r(b, 0xd8, 0xc9);
+  assert.equal(sw(b) & 0x02, 0x02);
+  assert.deepEqual(st80(b), [0x3fff - 16383 + 100, 0x80000000, 0]);
+});
+
+test("tininess is detected after rounding (SDM 4.9.1.5)", () => {
+  const b = box();
+  const x: [number, number, number] = [1000, 0xffffffff, 0xffffffff]; // (2 - 2^-63) * 2^-15383
+  const y: [number, number, number] = [0x3fff - 1000, 0x80000000, 0]; // 2^-1000
+  // PC = 53: the unbounded-exponent rounding already reaches 2^-16382 → not tiny: PE only.
+  setCw(b, 0x027f);
+  ld80(b, ...y);
+  ld80(b, ...x);
+  r(b, 0xd8, 0xc9);
+  assert.deepEqual(st80(b), [1, 0x80000000, 0]);
+  assert.equal(sw(b) & 0x30, 0x20);
+  // PC = 64: exact below 2^-16382 → tiny; denormalizing rounds up to the smallest normal: UE PE.
+  r(b, 0xdb, 0xe3);
+  ld80(b, ...y);
+  ld80(b, ...x);
+  r(b, 0xd8, 0xc9);
+  assert.deepEqual(st80(b), [1, 0x80000000, 0]);
+  assert.equal(sw(b) & 0x30, 0x30);
+});

@@ -3,26 +3,27 @@
  * Intel SDM vol. 1 ch. 8 (x87 FPU programming environment), vol. 2 (instruction pages), vol. 3
  * §2.5 (CR0.EM/MP/TS/NE) and §9/D (MS-DOS compatibility FERR#/IGNNE# error reporting).
  *
- * ## Representation
+ * ## Representation and precision
  * Every data register is stored bit-exactly in the 80-bit extended format in the CPU state buffer
- * (see the layout below). Data movement is therefore exact: FLD/FSTP m80, FLD/FST ST(i), FXCH,
- * FCHS, FABS, FCMOVcc, FSAVE/FRSTOR, FILD/FIST(P) of every integer size incl. m64int (exact 64-bit
- * integer conversion), FBLD/FBSTP, FRNDINT, FSCALE (normal results), FXTRACT, FPREM/FPREM1 (exact
- * long division on the 64-bit mantissas), comparisons (exact on the encodings), and NaN payloads.
+ * (see the layout below); nothing is kept as a JS double between instructions.
  *
- * Arithmetic (FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR/FSQRT) runs on an unpacked form with a double
- * mantissa (53 bits) and an unbounded integer exponent (fpu/num.ts):
- *  - the extended exponent range is kept: no overflow at 1e308, no flush at 1e-308;
- *  - operands with more than 53 significant bits are first rounded to 53 bits (to nearest);
- *  - results are rounded to min(PC, 53) bits: with PC = 24 (single) and PC = 53 (double) the result
- *    is the correctly rounded one in every rounding mode (error-free transforms give the exact error
- *    sign), with PC = 64 (extended, the Linux default) results carry 53 instead of 64 bits; the
- *    directed modes still bound the exact result on the right side (interval arithmetic holds).
- *  - FST/FSTP m32/m64 round the exact 80-bit value correctly in every mode (one rounding).
- * Transcendentals (FSIN FCOS FSINCOS FPTAN FPATAN F2XM1 FYL2X FYL2XP1) use Math.* on doubles
- * (~1 ulp of a double, argument reduction exact rather than the hardware's 66-bit pi); PE is set and
- * C1 is left 0 (hardware sets C1 when it rounded up).
- * Tininess is detected before rounding (hardware: after rounding) — XXX(approx).
+ * Exact, bit-for-bit as the SDM specifies (single rounding, all four rounding modes, PC = 24/53/64,
+ * full 15-bit exponent range, extended denormals, masked and unmasked over/underflow responses,
+ * tininess after rounding as in SDM vol. 1 4.9.1.5):
+ *  - FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR in every form, FSQRT: 64-bit-mantissa integer arithmetic on
+ *    u32 limbs (fpu/ext.ts), 96 result bits + sticky, one rounding to the PC width;
+ *  - data movement: FLD/FSTP m80, FLD/FST ST(i), FXCH, FCHS, FABS, FCMOVcc, FSAVE/FRSTOR, NaN payloads;
+ *  - conversions: FLD m32/m64 (exact widening), FST(P) m32/m64 (one correct rounding of the 80-bit
+ *    value), FILD/FIST(P) m16/m32/m64 (exact 64-bit integers), FBLD/FBSTP;
+ *  - FRNDINT, FSCALE, FXTRACT, FPREM/FPREM1 (exact long division), comparisons, FXAM, constants
+ *    (rounded per RC like a P6).
+ * Approximate (XXX(approx)):
+ *  - transcendentals FSIN FCOS FSINCOS FPTAN FPATAN F2XM1 FYL2X FYL2XP1 are computed with Math.* on
+ *    the operand rounded to a double (53 bits), their result is a double (~1 ulp of a double, i.e.
+ *    about 2^-52 relative, where a P6 gives about 2^-63); argument reduction is exact rather than
+ *    the P6's 66-bit pi; PE is set, C1 is 0 (hardware: rounded up). Operands/results beyond the
+ *    double range are handled by exponent scaling for FYL2X/FPATAN, not for the others.
+ *  - the denormal-operand exception (DE) for FST m32/m64 of an extended denormal is reported.
  *
  * ## State layout (bytes of cpu.s.fpuBytes = state buffer 512..1023)
  *   0  FCW (u16)    2  FSW (u16, TOP in bits 11..13)   4  FTW (u16, full 2-bit tags, physical order)
@@ -42,7 +43,20 @@
  * IRQ 13 level on a write to port 0xF0 (devices' job; the FPU never lowers it).
  */
 import type { Cpu } from "./cpu.ts";
-import { CR0, F, SReg, Slot, Vec } from "./state.ts";
+import * as stateMod from "./state.ts";
+import * as num from "./fpu/num.ts";
+import * as ext from "./fpu/ext.ts";
+import type { Format } from "./fpu/num.ts";
+
+// Imported bindings are copied into module constants once: a CommonJS transpile (tsx) would
+// otherwise call an export getter on every use in the hot paths.
+const { CR0, F, SReg, Slot, Vec } = stateMod;
+const {
+  CR0,
+  F,
+  SReg,
+  Slot,
+  Vec } from "./state.ts";
 import {
   Cls,
   DOUBLE,
@@ -61,19 +75,17 @@ import {
   packInf80,
   packInt80,
   pow2,
-  prodErr,
   res,
   ri,
   roundInt,
   roundTo,
   scale,
-  sumErrSign,
   tagOf,
   toDouble,
   unpack80,
   unpackDouble,
-  type Format,
-} from "./fpu/num.ts";
+} = num;
+const { addMag, divMag, mulMag, roundExt, setMag, sqrtMag } = ext;
 
 // Status word bits (besides the exception flags X.*).
 const SW_ES = 0x80;
@@ -1473,13 +1485,23 @@ export class Fpu {
     this.#setC1(res.c1);
   }
 
-  /** Copies slot src with the given sign into dst, rounded to precision q. */
-  #storeOperand(dst: number, src: number, sign: number, u: Unpacked, q: number): void {
+  /** Rounds the exact result left in ext.ts's `xr` into slot dst (precision q, extended range). */
+  #storeExact(dst: number, sign: number, q: number): void {
+    roundExt(sign, q, this.u16[U_CW]!, WRAP);
+    this.#writeP80(dst);
+    this.#signal(res.flags);
+    this.#setC1(res.c1);
+  }
+
+  /** Copies finite nonzero slot src with the given sign into dst, rounded to precision q. */
+  #storeOperand(dst: number, src: number, sign: number, q: number): void {
     if (q >= 64) {
       this.#write(dst, (this.se(src) & 0x7fff) | (sign << 15), this.hi(src), this.lo(src));
       return;
     }
-    this.#storeRounded(dst, sign, u.m, u.e, u.t, q);
+    this.#norm(src);
+    setMag(this.#ne, this.#nh, this.#nl);
+    this.#storeExact(dst, sign, q);
   }
 
   /** dst = a OP b (slots; operands are not empty). Returns false when an unmasked exception left dst unchanged. */
@@ -1516,47 +1538,25 @@ export class Fpu {
           return true;
         }
         if (ua.cls === Cls.ZERO) {
-          this.#storeOperand(dst, b, sb, ub, q);
+          this.#storeOperand(dst, b, sb, q);
           return true;
         }
         if (ub.cls === Cls.ZERO) {
-          this.#storeOperand(dst, a, sa, ua, q);
+          this.#storeOperand(dst, a, sa, q);
           return true;
         }
-        // Both finite nonzero: align on the larger exponent.
-        let bigM = ua.m;
-        let bigE = ua.e;
-        let bigS = sa;
-        let bigT = ua.t;
-        let smM = ub.m;
-        let smE = ub.e;
-        let smS = sb;
-        if (ub.e > ua.e || (ub.e === ua.e && ub.m > ua.m)) {
-          bigM = ub.m;
-          bigE = ub.e;
-          bigS = sb;
-          bigT = ub.t;
-          smM = ua.m;
-          smE = ua.e;
-          smS = sa;
-        }
-        const d = bigE - smE;
-        if (d > 60) {
-          // The small operand only decides the direction of the residual.
-          this.#storeRounded(dst, bigS, bigM, bigE, bigT !== 0 ? bigT : smS === bigS ? 1 : -1, q);
-          return true;
-        }
-        const x = bigS !== 0 ? -bigM : bigM;
-        const y = (smS !== 0 ? -smM : smM) * pow2(-d);
-        const s = x + y;
-        if (s === 0) {
+        // Both finite nonzero: exact 64-bit mantissa addition, one rounding.
+        this.#norm(a);
+        const ea = this.#ne;
+        const ah = this.#nh;
+        const al = this.#nl;
+        this.#norm(b);
+        const f = addMag(ea, ah, al, this.#ne, this.#nh, this.#nl, sa !== sb);
+        if (f === 0) {
           this.#write(dst, rc === RC.DOWN ? 0x8000 : 0, 0, 0);
           return true;
         }
-        const err = sumErrSign(x, y, s);
-        const sign = s < 0 ? 1 : 0;
-        unpackDouble(s, ua);
-        this.#storeRounded(dst, sign, ua.m, ua.e + bigE, sign !== 0 ? -err : err, q);
+        this.#storeExact(dst, f > 0 ? sa : sb, q);
         return true;
       }
       case OP_MUL: {
@@ -1571,14 +1571,13 @@ export class Fpu {
           this.#write(dst, sign << 15, 0, 0);
           return true;
         }
-        let p = ua.m * ub.m;
-        const err = prodErr(ua.m, ub.m, p);
-        let e = ua.e + ub.e;
-        if (p >= 2) {
-          p *= 0.5;
-          e++;
-        }
-        this.#storeRounded(dst, sign, p, e, err > 0 ? 1 : err < 0 ? -1 : 0, q);
+        this.#norm(a);
+        const ea = this.#ne;
+        const ah = this.#nh;
+        const al = this.#nl;
+        this.#norm(b);
+        mulMag(ea, ah, al, this.#ne, this.#nh, this.#nl);
+        this.#storeExact(dst, sign, q);
         return true;
       }
       default: {
@@ -1602,16 +1601,13 @@ export class Fpu {
           this.#writeP80(dst);
           return true;
         }
-        let qv = ua.m / ub.m;
-        const p = qv * ub.m;
-        const r = ua.m - p - prodErr(qv, ub.m, p);
-        let e = ua.e - ub.e;
-        const t = r > 0 ? 1 : r < 0 ? -1 : 0;
-        if (qv < 1) {
-          qv *= 2;
-          e--;
-        }
-        this.#storeRounded(dst, sign, qv, e, t, q);
+        this.#norm(a);
+        const ea = this.#ne;
+        const ah = this.#nh;
+        const al = this.#nl;
+        this.#norm(b);
+        divMag(ea, ah, al, this.#ne, this.#nh, this.#nl);
+        this.#storeExact(dst, sign, q);
         return true;
       }
     }
@@ -1633,16 +1629,9 @@ export class Fpu {
     }
     if (u.cls === Cls.INF) return;
     if (this.#denCheck(u, null, -1)) return;
-    let x = u.m;
-    let e = u.e;
-    if ((e & 1) !== 0) {
-      x *= 2;
-      e--;
-    }
-    const s = Math.sqrt(x);
-    const p = s * s;
-    const r = x - p - prodErr(s, s, p);
-    this.#storeRounded(st0, 0, s, e / 2, r > 0 ? 1 : r < 0 ? -1 : 0, this.#pc());
+    this.#norm(st0);
+    sqrtMag(this.#ne, this.#nh, this.#nl);
+    this.#storeExact(st0, 0, this.#pc());
   }
 
   /** NaN / unsupported handling of a one-operand instruction (result into dst). True: decided. */
@@ -1719,7 +1708,9 @@ export class Fpu {
       this.#write(st0, (se & 0x8000) | ne, this.hi(st0), this.lo(st0));
       return;
     }
-    this.#storeRounded(st0, ua.sign, ua.m, ua.e + n, ua.t, 64);
+    this.#norm(st0);
+    setMag(this.#ne + n, this.#nh, this.#nl);
+    this.#storeExact(st0, ua.sign, 64);
   }
 
   #fxtract(): void {

@@ -410,3 +410,109 @@ test("pmode IRET: IF changes only when CPL <= IOPL, IOPL only at CPL 0, VM never
   assert.equal(k.getFlags() & (F.IF | F.IOPL), 2 << 12);
   assert.equal(k.r32[4], 0x800c);
 });
+
+test("16-bit TSS stack switch with a 16-bit gate; conforming handler keeps CPL", () => {
+  const t = pmCpu();
+  // 16-bit TSS at 0x3400: SP0 = 0x6000, SS0 = K_DATA16 (0x38, 16-bit data)
+  t.seg(GDT, 7, 0, 0xffff, 0x92, 0); // 0x38 16-bit data
+  t.seg(GDT, 8, 0x3400, 0x2b, 0x83, 0); // 0x40 16-bit busy TSS
+  t.w16(0x3402, 0x6000);
+  t.w16(0x3404, 0x38);
+  t.setSegCache(SReg.TR, 0x40, 0x3400, 0x2b, 0x83);
+  toUser(t);
+  t.gate(IDT, 0x40, K_CODE16, 0x1234, 0xe6); // 16-bit interrupt gate, DPL 3
+  t.i32[Slot.EIP] = 0x777;
+  interrupt(t.cpu, 0x40, IntKind.SOFT, -1);
+  assert.equal(t.takeFault(), null);
+  assert.equal(t.i32[Slot.CPL], 0);
+  assert.equal(t.s.segSel[SReg.SS], 0x38);
+  assert.equal(t.ss32, false);
+  assert.equal(t.r16[8], 0x6000 - 10);
+  const f = [0, 2, 4, 6, 8].map((o) => t.r16p(0x6000 - 10 + o));
+  assert.deepEqual(f, [0x777, U_CODE, 2, STACK3 & 0xffff, U_DATA]);
+  // conforming DPL 0 code from ring 3: no stack switch, CPL stays 3, CS RPL = 3
+  const u = pmCpu();
+  u.seg(GDT, 7, 0, 0xfffff, 0x9e); // 0x38 conforming code
+  toUser(u);
+  u.gate(IDT, 0x41, 0x38, 0x5000, 0xee);
+  interrupt(u.cpu, 0x41, IntKind.SOFT, -1);
+  assert.equal(u.takeFault(), null);
+  assert.equal(u.i32[Slot.CPL], 3);
+  assert.equal(u.s.segSel[SReg.CS], 0x3b);
+  assert.equal(u.r32[4], STACK3 - 12);
+});
+
+test("stack switch faults: bad SS0 is #TS(SS|EXT), a small SS0 limit is #SS(SS|EXT), small TSS is #TS(TR|EXT)", () => {
+  const t = pmCpu();
+  toUser(t);
+  t.gate(IDT, 0x20, K_CODE, 0x100, 0x8e);
+  t.w32(TSS + 8, U_DATA); // RPL 3 for ring 0
+  interrupt(t.cpu, 0x20, IntKind.HW, -1);
+  assert.deepEqual(t.takeFault(), [Vec.TS, U_DATA & 0xfffc | 1]);
+  t.w32(TSS + 8, 0); // null
+  interrupt(t.cpu, 0x20, IntKind.HW, -1);
+  assert.deepEqual(t.takeFault(), [Vec.TS, 1]);
+  t.seg(GDT, 7, 0, 0x8ff0, 0x92, 0x4); // 0x38: limit below ESP0-20
+  t.w32(TSS + 8, 0x38);
+  interrupt(t.cpu, 0x20, IntKind.HW, -1);
+  assert.deepEqual(t.takeFault(), [Vec.SS, 0x39]);
+  t.setSegCache(SReg.TR, TSS_SEL, TSS, 0x8, 0x8b);
+  interrupt(t.cpu, 0x20, IntKind.HW, -1);
+  assert.deepEqual(t.takeFault(), [Vec.TS, TSS_SEL | 1]);
+  assert.equal(t.i32[Slot.CPL], 3);
+  assert.equal(t.s.segSel[SReg.SS], U_DATA);
+  assert.equal(t.r32[4], STACK3);
+});
+
+test("IRET/RETF to a bad CS or SS: exact faults, nothing committed", () => {
+  const t = pmCpu();
+  t.seg(GDT, 7, 0, 0xfffff, 0x7a); // 0x3b: ring-3 code, not present
+  const frame = (cs: number, ss: number): void => {
+    t.r32[4] = 0x7000;
+    t.w32(0x7000, 0x100);
+    t.w32(0x7004, cs);
+    t.w32(0x7008, 2);
+    t.w32(0x700c, 0x5000);
+    t.w32(0x7010, ss);
+  };
+  frame(0x3b, U_DATA);
+  iret(t.cpu, true);
+  assert.deepEqual(t.takeFault(), [Vec.NP, 0x38]);
+  frame(U_CODE, K_DATA); // SS RPL 0 for ring 3
+  iret(t.cpu, true);
+  assert.deepEqual(t.takeFault(), [Vec.GP, K_DATA]);
+  frame(U_CODE, 0);
+  iret(t.cpu, true);
+  assert.deepEqual(t.takeFault(), [Vec.GP, 0]);
+  frame(U_CODE, U_CODE); // code segment as SS
+  iret(t.cpu, true);
+  assert.deepEqual(t.takeFault(), [Vec.GP, U_CODE & 0xfffc]);
+  assert.equal(t.i32[Slot.CPL], 0);
+  assert.equal(t.r32[4], 0x7000);
+  frame(K_DATA, 0);
+  farRet(t.cpu, true, 0);
+  assert.deepEqual(t.takeFault(), [Vec.GP, K_DATA]);
+  // RETF to an inner level is #GP(CS)
+  toUser(t);
+  t.r32[4] = 0x7000;
+  t.w32(0x7004, K_CODE);
+  farRet(t.cpu, true, 0);
+  assert.deepEqual(t.takeFault(), [Vec.GP, K_CODE]);
+});
+
+test("16-bit call gate copies word parameters", () => {
+  const t = pmCpu();
+  t.gate(GDT, 7, K_CODE16, 0x4321, 0xe4, 3); // 16-bit call gate, 3 words
+  toUser(t);
+  t.r32[4] = STACK3 - 6;
+  t.w16(STACK3 - 6, 0x1111);
+  t.w16(STACK3 - 4, 0x2222);
+  t.w16(STACK3 - 2, 0x3333);
+  t.i32[Slot.EIP] = 0x55;
+  farCall(t.cpu, 0x3b, 0, false);
+  assert.equal(t.takeFault(), null);
+  assert.equal(t.i32[Slot.EIP], 0x4321);
+  assert.equal(t.r32[4], STACK0 - 14);
+  const f = [0, 2, 4, 6, 8, 10, 12].map((o) => t.r16p(STACK0 - 14 + o));
+  assert.deepEqual(f, [0x55, U_CODE, 0x1111, 0x2222, 0x3333, (STACK3 - 6) & 0xffff, U_DATA]);
+});

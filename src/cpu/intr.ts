@@ -4,6 +4,12 @@
  * References: Intel SDM Vol. 3A ch. 6 (interrupt and exception handling: IDT gates, stack switch,
  * error codes, EXT bit, Table 6-5 contributory/benign classes, double fault), ch. 5.8 (call gates),
  * ch. 20 (vm86: INT n IOPL rule, interrupts from vm86), Vol. 2 INT n, IRET, CALL, JMP, RET.
+ *
+ * Faults during delivery are raised before any register changes; memory below the stack pointer
+ * may have been written (the frame) when a later push faults, as on hardware.
+ * XXX(approx): EFLAGS.RF is not set in the image pushed for faults (no instruction breakpoints).
+ * XXX(approx): no CR4.VME/PVI (CPUID does not report VME): vm86 INT n is #GP(0) unless IOPL = 3.
+ * Segment selectors pushed in 32-bit frames are zero-extended to 32 bits.
  */
 import type { Cpu } from "./cpu.ts";
 import { F, SReg, Slot, STATE_HALTED, STATE_IN_NMI, Vec } from "./state.ts";
@@ -25,7 +31,7 @@ import {
   setSeg,
   setVm86Seg,
 } from "./seg.ts";
-import { TaskReason, taskSwitch } from "./task.ts";
+import { TaskReason, clearTaskTrap, taskDebugTrap, taskSwitch } from "./task.ts";
 
 /** Why interrupt() is called. */
 export const IntKind = {
@@ -358,6 +364,7 @@ function checkNewSs(cpu: Cpu, sel: number, cpl: number, ext: number, vec: number
 /** Interrupt through a task gate: switch tasks, then push the error code on the new stack. */
 function taskGate(cpu: Cpu, tssSel: number, ext: number, errorCode: number): void {
   if (!taskSwitch(cpu, tssSel, TaskReason.INT, ext)) return;
+  clearTaskTrap();
   if (errorCode >= 0) {
     const size = (cpu.s.segAttr[SReg.TR]! & 8) !== 0 ? 4 : 2;
     frameCurrent(cpu, 0);
@@ -526,11 +533,11 @@ export function farJmp(cpu: Cpu, sel: number, off: number, o32: boolean): void {
     return;
   }
   if (type === 5) {
-    taskSwitch(cpu, desc.lo >>> 16, TaskReason.JMP, 0);
+    if (taskSwitch(cpu, desc.lo >>> 16, TaskReason.JMP, 0)) taskDebugTrap(cpu);
     return;
   }
   if (type === 1 || type === 9) {
-    taskSwitch(cpu, sel, TaskReason.JMP, 0);
+    if (taskSwitch(cpu, sel, TaskReason.JMP, 0)) taskDebugTrap(cpu);
     return;
   }
   cpu.raise(Vec.GP, sel & 0xfffc);
@@ -593,11 +600,11 @@ export function farCall(cpu: Cpu, sel: number, off: number, o32: boolean): void 
     }
   }
   if (type === 5) {
-    taskSwitch(cpu, desc.lo >>> 16, TaskReason.CALL, 0);
+    if (taskSwitch(cpu, desc.lo >>> 16, TaskReason.CALL, 0)) taskDebugTrap(cpu);
     return;
   }
   if (type === 1 || type === 9) {
-    taskSwitch(cpu, sel, TaskReason.CALL, 0);
+    if (taskSwitch(cpu, sel, TaskReason.CALL, 0)) taskDebugTrap(cpu);
     return;
   }
   if (type !== 4 && type !== 0xc) {
@@ -785,7 +792,10 @@ export function iret(cpu: Cpu, o32: boolean): void {
       cpu.raise(Vec.TS, link & 0xfffc);
       return;
     }
-    if (taskSwitch(cpu, link, TaskReason.IRET, 0)) endNmi(cpu);
+    if (taskSwitch(cpu, link, TaskReason.IRET, 0)) {
+      endNmi(cpu);
+      taskDebugTrap(cpu);
+    }
     return;
   }
   let eip = peek(cpu, 0, size);

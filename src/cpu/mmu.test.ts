@@ -229,3 +229,25 @@ test("user/supervisor fast paths use the same TLB entry with the current CPL", (
   assert.equal(t.mmu.translate(0x430004, false, false), 0x3d004);
   assert.equal(t.mmu.readSys32(0x430000), 42, "supervisor access at CPL 3");
 });
+
+test("flushes stay exact after the TLB's page lists overflow", () => {
+  const t = new TestCpu(16 << 20);
+  t.i32[Slot.CR3] = PD;
+  t.i32[Slot.CR0] = CR0.PE | CR0.PG;
+  t.i32[Slot.CR4] = CR4.PSE | CR4.PGE;
+  // 20 4 MiB pages at lin 0x4000000.. all mapping phys 0x400000; the first one global
+  for (let i = 0; i < 20; i++) t.w32(PD + (16 + i) * 4, 0x400000 | 0x87 | (i === 0 ? 0x100 : 0));
+  t.mmu.flush(true);
+  t.w32(0x400000 + 0x123000, 7);
+  for (let i = 0; i < 20 * 1024; i++) t.mmu.read8(0x4000000 + i * 0x1000); // 20480 pages > list size
+  assert.equal(t.mmu.read32(0x4123000), 7);
+  assert.equal(t.mmu.read32(0x4523000), 7);
+  // remap everything to phys 0x800000
+  t.w32(0x800000 + 0x123000, 9);
+  for (let i = 0; i < 20; i++) t.w32(PD + (16 + i) * 4, 0x800000 | 0x87 | (i === 0 ? 0x100 : 0));
+  t.mmu.flush(false);
+  assert.equal(t.mmu.read32(0x4123000), 7, "global entry kept");
+  assert.equal(t.mmu.read32(0x4523000), 9, "non-global entry dropped");
+  t.mmu.flush(true);
+  assert.equal(t.mmu.read32(0x4123000), 9, "global flush drops it");
+});

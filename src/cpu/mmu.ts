@@ -17,6 +17,9 @@
  * A fast access checks `(flags & need) === need` with need = access bit | fast bit. Everything else
  * (misses, MMIO, ROM, unassigned, page-crossing) takes the slow path, which walks the tables.
  * With paging off the TLB holds identity entries, so both modes share the fast path.
+ * Paging structures are read and their A/D bits written through physical memory (RAM or not).
+ * XXX(approx): no PAT/PCD/PWT effects (caching is not modelled); no PSE-36 (bits 21..13 of a 4 MiB
+ * PDE are reserved and fault with RSVD, as on a CPU without PSE-36).
  * Filled pages are listed (global and non-global apart) so that a flush touches only them.
  */
 import type { Cpu } from "./cpu.ts";

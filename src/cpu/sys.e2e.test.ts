@@ -290,3 +290,54 @@ test("e2e: JMP to a TSS switches tasks; an external interrupt reaches a pmode ha
   assert.equal(m.mem.read32(0x88000 - 12) >>> 0, 0x8502, "return EIP after the HLT");
   assert.equal(m.mem.read32(0x88000 - 4) & 0x200, 0x200, "IF was set in the pushed EFLAGS");
 });
+
+test("e2e: #GP with no gate → #DF through a task gate (Linux's double-fault task)", () => {
+  const m = machine();
+  tables(m.mem);
+  put(m.mem, GDT + 0x30, desc(0x7100, 0x67, 0x89, 0));
+  put(m.mem, GDTR, [...le16(0x37), ...le32(GDT)]);
+  put(m.mem, 0x7100 + 0x20, [...le32(0x8700), ...le32(0x2)]);
+  put(m.mem, 0x7100 + 0x38, le32(0x87000));
+  put(m.mem, 0x7100 + 0x48, [...le32(0x10), ...le32(0x08), ...le32(0x10), ...le32(0x10), ...le32(0), ...le32(0)]);
+  put(m.mem, IDT + 8 * 8, gate(0x30, 0, 0x85)); // task gate
+  enterPm(m.mem, [0x8e, 0xd9]); // mov ds, cx (ECX = 0x1234 → #GP(0x1234) beyond the GDT; gate 13 absent)
+  put(m.mem, 0x8700, [0xf4]);
+  m.cpu.r32[1] = 0x1234;
+  const c = m.cpu;
+  assert.equal(c.run(100), CpuExit.HALTED);
+  assert.equal(c.s.segSel[SReg.TR], 0x30);
+  assert.equal(c.i32[Slot.EIP], 0x8701);
+  assert.equal(c.r32[4], 0x87000 - 4, "error code pushed on the new task's stack");
+  assert.equal(m.mem.read32(0x87000 - 4), 0);
+  assert.equal(m.mem.read16(0x7100), 0x28, "back link");
+  assert.ok((c.getFlags() & (1 << 14)) !== 0, "NT");
+  assert.equal(m.mem.read32(TSS + 0x20), 0x8000 + 29, "old task EIP = the faulting MOV");
+  assert.equal(m.triples, 0);
+});
+
+test("e2e: SYSENTER from ring 3 and SYSEXIT back", () => {
+  const m = machine();
+  tables(m.mem);
+  // SYSENTER_CS = 0x08 → CS 0x08, SS 0x10; SYSEXIT → CS 0x1b, SS 0x23
+  enterPm(m.mem, [
+    0xb9, ...le32(0x174), 0x31, 0xd2, 0xb8, ...le32(0x08), 0x0f, 0x30, // wrmsr SYSENTER_CS
+    0xb9, ...le32(0x175), 0xb8, ...le32(0x9e000), 0x0f, 0x30, //          wrmsr SYSENTER_ESP
+    0xb9, ...le32(0x176), 0xb8, ...le32(0x8800), 0x0f, 0x30, //           wrmsr SYSENTER_EIP
+    0x6a, 0x23, 0x68, ...le32(0x8f000), 0x9c, 0x6a, 0x1b, 0x68, ...le32(0x8200), 0xcf, // iretd to ring 3
+  ]);
+  put(m.mem, 0x8200, [0x0f, 0x34]); // sysenter
+  put(m.mem, 0x8800, [
+    0x8c, 0xd6, //               mov esi, ss
+    0xb9, ...le32(0x8e000), //   mov ecx, user ESP
+    0xba, ...le32(0x8900), //    mov edx, user EIP
+    0x0f, 0x35, //               sysexit
+  ]);
+  put(m.mem, 0x8900, [0x8c, 0xcf, 0xcd, 0x80]); // mov edi, cs; int 0x80
+  put(m.mem, 0x8300, [0xf4]);
+  const c = m.cpu;
+  assert.equal(c.run(100), CpuExit.HALTED);
+  assert.equal(c.r32[6]! & 0xffff, 0x10, "SS in the SYSENTER handler");
+  assert.equal(c.r32[7]! & 0xffff, 0x1b, "CS after SYSEXIT");
+  assert.equal(c.i32[Slot.EIP], 0x8301);
+  assert.equal(m.mem.read32(0x9f000 - 8), 0x8e000, "user ESP from ECX");
+});

@@ -206,3 +206,15 @@ test("I/O permission: CPL <= IOPL passes; otherwise the TSS bitmap decides (and 
   assert.equal(ioPermitted(t.cpu, 0x60, 1), false, "vm86 uses the bitmap whatever IOPL");
   assert.deepEqual(t.takeFault(), [Vec.GP, 0]);
 });
+
+test("DR7.GD: the next MOV DR is #DB with DR6.BD set and GD cleared", () => {
+  const t = new TestCpu();
+  movToDr(t.cpu, 7, 1 << 13);
+  assert.equal(t.takeFault(), null);
+  movToDr(t.cpu, 0, 0x1234);
+  assert.deepEqual(t.takeFault(), [Vec.DB, -1]);
+  assert.equal(movFromDr(t.cpu, 0), 0, "DR0 not written");
+  assert.equal(movFromDr(t.cpu, 6) & (1 << 13), 1 << 13, "DR6.BD");
+  assert.equal(movFromDr(t.cpu, 7) & (1 << 13), 0, "GD cleared");
+  assert.equal(t.takeFault(), null);
+});

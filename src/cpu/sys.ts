@@ -111,13 +111,30 @@ function drIndex(cpu: Cpu, n: number): number {
 }
 
 /**
- * MOV DRn, r32. The registers are held; breakpoints are not implemented.
- * XXX(approx): DR7.GD (general detect #DB) and the breakpoint conditions are not emulated.
+ * DR7.GD (general detect): any MOV DR faults with #DB, DR6.BD set and GD cleared so that the
+ * handler can use the debug registers. True when the fault was raised.
+ */
+function generalDetect(cpu: Cpu): boolean {
+  const st = cpu.i32;
+  const dr7 = st[Slot.DR0 + 7]!;
+  if ((dr7 & DR7_GD) === 0) return false;
+  st[Slot.DR0 + 7] = dr7 & ~DR7_GD;
+  st[Slot.DR0 + 6] = st[Slot.DR0 + 6]! | DR6_BD;
+  cpu.raise(Vec.DB);
+  return true;
+}
+const DR7_GD = 1 << 13;
+const DR6_BD = 1 << 13;
+
+/**
+ * MOV DRn, r32. The registers are held.
+ * XXX(approx): breakpoint conditions (DR0-3 with DR7) never trigger; only DR7.GD is emulated.
  */
 export function movToDr(cpu: Cpu, n: number, v: number): void {
   if (notRing0(cpu)) return;
   const i = drIndex(cpu, n);
   if (i < 0) return;
+  if (generalDetect(cpu)) return;
   let val = v;
   if (i === 6) val = (v & 0x0000e00f) | DR6_ONES;
   else if (i === 7) val = (v & ~0xd800) | DR7_ONES;
@@ -129,6 +146,7 @@ export function movFromDr(cpu: Cpu, n: number): number {
   if (notRing0(cpu)) return 0;
   const i = drIndex(cpu, n);
   if (i < 0) return 0;
+  if (generalDetect(cpu)) return 0;
   const v = cpu.i32[Slot.DR0 + i]!;
   if (i === 6) return v | DR6_ONES;
   if (i === 7) return v | DR7_ONES;

@@ -76,7 +76,7 @@ test("CALL to a TSS: old state saved, link and NT, busy bits, registers loaded, 
   assert.equal(t.s.segSel[SReg.CS], 0x1b);
   assert.equal(t.getFlags() & (F.NT | F.ZF | F.IF), F.NT | F.ZF | F.IF);
   assert.equal(t.i32[Slot.CR0]! & CR0.TS, CR0.TS);
-  assert.equal(t.i32[Slot.CR3], 0x55000, "paging off: CR3 not loaded");
+  assert.equal(t.i32[Slot.CR3], 0x66000, "CR3 loaded from the 32-bit TSS");
   assert.equal(t.s.segAttr[SReg.GS]! & (1 << 16), 1 << 16);
   assert.equal(t.cpu.instrStart, 0x2222);
   // IRET with NT: back to A, B no longer busy
@@ -163,4 +163,14 @@ test("a task switch with paging on loads CR3 and flushes non-global translations
   assert.equal(t.takeFault(), null);
   assert.equal(t.i32[Slot.CR3], 0x66000);
   assert.equal(t.mmu.readSys32(0x70000), 2);
+});
+
+test("the new TSS's T bit raises #DB at the new task's first instruction (DR6.BT)", () => {
+  const t = setup();
+  t.w16(TSS_B + 0x64, 1);
+  farJmp(t.cpu, SEL_B, 0, true);
+  assert.deepEqual(t.takeFault(), [Vec.DB, -1]);
+  assert.equal(t.s.segSel[SReg.TR], SEL_B, "the switch itself completed");
+  assert.equal(t.cpu.instrStart, 0x2222);
+  assert.equal(t.i32[Slot.DR0 + 6]! & (1 << 15), 1 << 15);
 });

@@ -8,6 +8,10 @@
  *   64 T bit, 66 I/O map base. Minimum limit 0x67.
  * 16-bit TSS: 0 link, 2 SP0, 4 SS0, 6 SP1, 8 SS1, 0A SP2, 0C SS2, 0E IP, 10 FLAGS,
  *   12..20 AX CX DX BX SP BP SI DI, 22 ES, 24 CS, 26 SS, 28 DS, 2A LDT. Minimum limit 0x2B.
+ *
+ * The old task's state is written before the new task's descriptors are checked; the segment
+ * selectors of the new task are all loaded before their descriptors, and a fault loading one is
+ * raised in the new task's context (SDM 7.3 step 13 and Table 7-1).
  */
 import type { Cpu } from "./cpu.ts";
 import { CR0, F, SReg, Slot, Vec } from "./state.ts";
@@ -30,14 +34,15 @@ import {
 export const TaskReason = { JMP: 0, CALL: 1, IRET: 2, INT: 3 } as const;
 export type TaskReason = (typeof TaskReason)[keyof typeof TaskReason];
 
-/** New task state read before anything is committed: EIP, EFLAGS, 8 regs, 6 sregs, LDT, CR3. */
-const N = new Int32Array(18);
+/** New task state read before anything is committed: EIP, EFLAGS, 8 regs, 6 sregs, LDT, CR3, T bit. */
+const N = new Int32Array(19);
 const N_EIP = 0;
 const N_FLAGS = 1;
 const N_REGS = 2;
 const N_SEGS = 10; // ES CS SS DS FS GS
 const N_LDT = 16;
 const N_CR3 = 17;
+const N_TRAP = 18;
 
 /**
  * Switches to the task whose TSS selector is `sel`. `ext` is the EXT bit for error codes.
@@ -85,6 +90,7 @@ export function taskSwitch(cpu: Cpu, sel: number, reason: TaskReason, ext: numbe
     for (let i = 0; i < 8; i++) N[N_REGS + i] = mmu.readSys32((nbase + 0x28 + i * 4) | 0);
     for (let i = 0; i < 6; i++) N[N_SEGS + i] = mmu.readSys16((nbase + 0x48 + i * 4) | 0);
     N[N_LDT] = mmu.readSys16((nbase + 0x60) | 0);
+    N[N_TRAP] = mmu.readSys16((nbase + 0x64) | 0) & 1;
   } else {
     N[N_CR3] = st[Slot.CR3]!;
     N[N_EIP] = mmu.readSys16((nbase + 0x0e) | 0);
@@ -94,6 +100,7 @@ export function taskSwitch(cpu: Cpu, sel: number, reason: TaskReason, ext: numbe
     N[N_SEGS + 4] = 0;
     N[N_SEGS + 5] = 0;
     N[N_LDT] = mmu.readSys16((nbase + 0x2a) | 0);
+    N[N_TRAP] = 0;
   }
   if (cpu.faulted) return false;
 
@@ -141,8 +148,9 @@ export function taskSwitch(cpu: Cpu, sel: number, reason: TaskReason, ext: numbe
   // ---- Commit point: from here the new task's context is current. ----
   setSeg(cpu, SReg.TR, sel, nlo, nhi);
   st[Slot.CR0] = st[Slot.CR0]! | CR0.TS;
-  if (n32 && (st[Slot.CR0]! & CR0.PG) !== 0) {
-    st[Slot.CR3] = N[N_CR3]!;
+  if (n32) {
+    // SDM 7.3 step 12: CR3 is part of the state a 32-bit TSS loads.
+    st[Slot.CR3] = N[N_CR3]! & ~0xfe7;
     mmu.flush(false);
     cpu.pagingChanged();
   }
@@ -253,4 +261,22 @@ export function taskSwitch(cpu: Cpu, sel: number, reason: TaskReason, ext: numbe
   return true;
 }
 
+/**
+ * After a successful JMP/CALL/IRET task switch: the new TSS's T bit raises #DB before the new
+ * task's first instruction, with DR6.BT set (SDM 17.3.1.5). It is raised as a fault at the new
+ * task's EIP (cpu.instrStart), which is where the trap returns.
+ * XXX(approx): task switches through interrupt/exception task gates ignore the T bit.
+ */
+export function taskDebugTrap(cpu: Cpu): void {
+  if (N[N_TRAP] === 0) return;
+  N[N_TRAP] = 0;
+  cpu.i32[Slot.DR0 + 6] = cpu.i32[Slot.DR0 + 6]! | (1 << 15);
+  cpu.raise(Vec.DB);
+}
+
 const DATA_SEGS = [SReg.ES, SReg.DS, SReg.FS, SReg.GS] as const;
+
+/** Forgets the T bit of the last task switch (interrupt task gates; see taskDebugTrap). */
+export function clearTaskTrap(): void {
+  N[N_TRAP] = 0;
+}

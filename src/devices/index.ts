@@ -3,6 +3,7 @@
  * `pcDevices` lists the instances of the default machine with their Config values.
  */
 import "./pic8259/Pic8259.ts";
+import "./pci/Pci.ts";
 import "./pit8254/Pit8254.ts";
 import "./rtc146818/Rtc146818.ts";
 import "./uart16550/Uart16550.ts";
@@ -22,6 +23,7 @@ export interface DefaultDevice {
 /** The devices of the default PC, in construction order (interrupt controller first). */
 export const pcDevices: DefaultDevice[] = [
   { name: "i8259", instance: 0, config: {} },
+  { name: "pci", instance: 0, config: {} },
   { name: "i8254", instance: 0, config: {} },
   { name: "mc146818", instance: 0, config: {} },
   { name: "serial", instance: 0, config: { IOBase: 0x3f8, IRQ: 4, Backend: "serial0" } },

@@ -14,7 +14,12 @@ function fmt(v: number | string | boolean): string {
  * Compares one config value read from the unit with the instance's configuration and throws
  * VERR_SSM_LOAD_CONFIG_MISMATCH ("Config mismatch - base: saved=0x40 config=0x48") when they differ.
  */
-export function checkConfig(r: SsmUnitReader, what: string, saved: number | string | boolean, config: number | string | boolean): void {
+export function checkConfig(
+  r: SsmUnitReader,
+  what: string,
+  saved: number | string | boolean,
+  config: number | string | boolean,
+): void {
   if (saved !== config) {
     throw new VBoxError(
       Status.VERR_SSM_LOAD_CONFIG_MISMATCH,

@@ -186,7 +186,10 @@ export interface ConformanceSpec {
   mismatchConfig?: Record<string, number | string>;
 }
 
-function machineFor(spec: ConformanceSpec, config: Record<string, number | string> | undefined): { m: FakeMachine; d: DeviceInstance } {
+function machineFor(
+  spec: ConformanceSpec,
+  config: Record<string, number | string> | undefined,
+): { m: FakeMachine; d: DeviceInstance } {
   const m = new FakeMachine({ backends: spec.backends ?? [] });
   for (const b of spec.before ?? []) m.add(b);
   const d = m.add(spec.name, config ?? {});
@@ -222,9 +225,17 @@ export function checkConformance(spec: ConformanceSpec): void {
   assert.deepEqual(saveUnit(fresh.d), s1, "a fresh instance restores the same state");
 
   // Versions outside the range and truncated or overlong units are refused.
-  expectRc(() => loadUnit(m, d, s1, reg.ssmVersion + 1), Status.VERR_SSM_UNSUPPORTED_DATA_UNIT_VERSION, "newer version refused");
+  expectRc(
+    () => loadUnit(m, d, s1, reg.ssmVersion + 1),
+    Status.VERR_SSM_UNSUPPORTED_DATA_UNIT_VERSION,
+    "newer version refused",
+  );
   if (reg.ssmMinVersion > 0) {
-    expectRc(() => loadUnit(m, d, s1, reg.ssmMinVersion - 1), Status.VERR_SSM_UNSUPPORTED_DATA_UNIT_VERSION, "older version refused");
+    expectRc(
+      () => loadUnit(m, d, s1, reg.ssmMinVersion - 1),
+      Status.VERR_SSM_UNSUPPORTED_DATA_UNIT_VERSION,
+      "older version refused",
+    );
   }
   assert.throws(() => loadUnit(m, d, s1.subarray(0, s1.length - 1)), VBoxError, "truncated unit refused");
   const long = new Uint8Array(s1.length + 1);
@@ -244,3 +255,32 @@ export function checkConformance(spec: ConformanceSpec): void {
 
 /** The DevIns type, re-exported for tests that reach into an instance. */
 export type { DevIns };
+
+/** A saved unit kept as a test fixture: the bytes (hex) and the unit version that wrote them. */
+export interface SsmFixture {
+  version: number;
+  hex: string;
+}
+
+/**
+ * Old-fixture check: a unit saved by an earlier build (kept as hex in the device's test) still
+ * loads into a fresh instance. For a fixture of the current version, saving again gives the same
+ * bytes, so a layout change without a version bump fails here.
+ */
+export function checkFixture(
+  spec: Pick<ConformanceSpec, "name" | "config" | "backends" | "before">,
+  fx: SsmFixture,
+): void {
+  const reg = findDevice(spec.name);
+  assert.ok(reg, `device ${spec.name} is registered`);
+  const { m, d } = machineFor({ ...spec, mutate: () => undefined }, spec.config);
+  const data = Uint8Array.from(Buffer.from(fx.hex, "hex"));
+  loadUnit(m, d, data, fx.version);
+  if (fx.version === reg.ssmVersion)
+    assert.deepEqual(saveUnit(d), data, "the current-version fixture saves back unchanged");
+}
+
+/** The hex of a unit (for writing a fixture into a test). */
+export function unitHex(d: DeviceInstance): string {
+  return Buffer.from(saveUnit(d)).toString("hex");
+}

@@ -8,7 +8,8 @@
  *   Kernel       string  path of a kernel: a Linux bzImage or a Multiboot v1 kernel (ELF or a.out kludge)
  *   KernelFormat string  "auto" (default: "HdrS" → Linux, else a Multiboot header), "linux", "multiboot"
  *   Initrd       string  path of an initrd (Linux) / the first module (Multiboot)
- *   Cmdline      string  the kernel command line
+ *   Cmdline      string  the kernel command line (a Multiboot kernel gets "<Kernel> <Cmdline>", as
+ *                        GRUB and QEMU pass it)
  * With a Kernel the CPU starts in the kernel (protected mode); with only a Bios it stays at the
  * reset vector; with neither nothing is loaded. A Bios given with a Kernel is mapped too.
  */
@@ -93,7 +94,9 @@ export function bootMachine(ctx: BootContext): BootResult {
     return { kind, entry: info.entry };
   }
   const modules = initrd ? [{ data: initrd, string: initrdPath }] : [];
-  const info = loadMultiboot(ctx.mem, ctx.cpu, { kernel, cmdline, modules });
+  // As GRUB and QEMU do, the Multiboot command line starts with the kernel's name.
+  const mbCmdline = cmdline ? `${kernelPath} ${cmdline}` : kernelPath;
+  const info = loadMultiboot(ctx.mem, ctx.cpu, { kernel, cmdline: mbCmdline, modules });
   log(`Multiboot ${kernelPath}: entry ${hex(info.entry)}, info at ${hex(info.infoAddr)}`);
   return { kind, entry: info.entry };
 }

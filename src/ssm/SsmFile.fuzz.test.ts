@@ -12,7 +12,16 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { VBoxError, Status } from "../vm/err.ts";
 import { crc32 } from "./crc.ts";
-import { inspectStateFile, loadStateFromFile, loadStateFromStream, saveStateToStream, type LoadExpect, type LoadedState, type SaveInput, type SavedUnit } from "./SsmFile.ts";
+import {
+  inspectStateFile,
+  loadStateFromFile,
+  loadStateFromStream,
+  saveStateToStream,
+  type LoadExpect,
+  type LoadedState,
+  type SaveInput,
+  type SavedUnit,
+} from "./SsmFile.ts";
 
 const PAGE = 4096;
 const SEED = 0x5eed_55a1;
@@ -71,7 +80,10 @@ function expectFor(input: SaveInput): LoadExpect {
   return {
     ramSize: input.ram.length,
     config: input.config,
-    unit: (name, instance) => (input.units.some((u) => u.name === name && u.instance === instance) ? { minVersion: 0, maxVersion: 0xffffffff } : undefined),
+    unit: (name, instance) =>
+      input.units.some((u) => u.name === name && u.instance === instance)
+        ? { minVersion: 0, maxVersion: 0xffffffff }
+        : undefined,
   };
 }
 
@@ -97,7 +109,13 @@ function sameState(st: LoadedState, input: SaveInput): boolean {
   for (let i = 0; i < st.units.length; i++) {
     const a = st.units[i]!;
     const b = input.units[i]!;
-    if (a.name !== b.name || a.instance !== b.instance || a.version !== b.version || !Buffer.from(a.data).equals(Buffer.from(b.data))) return false;
+    if (
+      a.name !== b.name ||
+      a.instance !== b.instance ||
+      a.version !== b.version ||
+      !Buffer.from(a.data).equals(Buffer.from(b.data))
+    )
+      return false;
   }
   const into = new Uint8Array(input.ram.length).fill(0x5a);
   st.restoreRam(into);
@@ -108,7 +126,13 @@ const knownNames = new Set(Object.keys(Status));
 const stats = new Map<string, number>();
 
 /** Loads damaged bytes; they must be refused cleanly (or, if unchanged after all, load the original). */
-async function mustRefuse(data: Uint8Array, input: SaveInput, original: Buffer, what: string, viaFile?: string): Promise<void> {
+async function mustRefuse(
+  data: Uint8Array,
+  input: SaveInput,
+  original: Buffer,
+  what: string,
+  viaFile?: string,
+): Promise<void> {
   const unchanged = Buffer.from(data).equals(original);
   let st: LoadedState;
   try {
@@ -160,7 +184,11 @@ test("fuzz: damaged saved states are always refused cleanly", async () => {
   let cases = 0;
   try {
     for (let base = 0; base < 3; base++) {
-      const input: SaveInput = { units: makeUnits(next), ram: makeRam(next, 100 + (next() % 400)), config: JSON.stringify({ base, x: next() }) };
+      const input: SaveInput = {
+        units: makeUnits(next),
+        ram: makeRam(next, 100 + (next() % 400)),
+        config: JSON.stringify({ base, x: next() }),
+      };
       const good = await saveToBuffer(input);
       await mustRefuse(good, input, good, `base ${String(base)} intact`); // sanity: it loads
       const starts = recordOffsets(good, input.units.length);
@@ -171,7 +199,13 @@ test("fuzz: damaged saved states are always refused cleanly", async () => {
 
       // Truncations at every interesting offset.
       for (const t of targets) {
-        await mustRefuse(good.subarray(0, t), input, good, `base ${String(base)} truncated at ${String(t)}`, t % 5 === 0 ? file : undefined);
+        await mustRefuse(
+          good.subarray(0, t),
+          input,
+          good,
+          `base ${String(base)} truncated at ${String(t)}`,
+          t % 5 === 0 ? file : undefined,
+        );
         cases++;
       }
       // Single bit flips at the same offsets.
@@ -179,7 +213,13 @@ test("fuzz: damaged saved states are always refused cleanly", async () => {
         if (next() % 2 === 0) continue;
         const b = Buffer.from(good);
         b[t] = (b[t] ?? 0) ^ (1 << (next() % 8));
-        await mustRefuse(b, input, good, `base ${String(base)} bit flip at ${String(t)}`, t % 7 === 0 ? file : undefined);
+        await mustRefuse(
+          b,
+          input,
+          good,
+          `base ${String(base)} bit flip at ${String(t)}`,
+          t % 7 === 0 ? file : undefined,
+        );
         cases++;
       }
       // Multi-byte edits, insertions, deletions, splices.
@@ -189,8 +229,10 @@ test("fuzz: damaged saved states are always refused cleanly", async () => {
         let damaged: Buffer = b;
         const at = next() % b.length;
         if (op === 0) for (let k = 0; k < 1 + (next() % 16); k++) b[(at + k) % b.length] = next() & 0xff;
-        else if (op === 1) damaged = Buffer.concat([b.subarray(0, at), Buffer.from(bytes(next, 1 + (next() % 64))), b.subarray(at)]);
-        else if (op === 2) damaged = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + (next() % 64)))]);
+        else if (op === 1)
+          damaged = Buffer.concat([b.subarray(0, at), Buffer.from(bytes(next, 1 + (next() % 64))), b.subarray(at)]);
+        else if (op === 2)
+          damaged = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + (next() % 64)))]);
         else {
           const from = next() % b.length;
           damaged = Buffer.concat([b.subarray(0, at), b.subarray(from, from + (next() % 5000))]);
@@ -209,7 +251,12 @@ test("fuzz: damaged saved states are always refused cleanly", async () => {
           const nameLen = b[s + 20]!;
           b.writeUInt32LE(crc32(b.subarray(s, s + 21 + nameLen)), s + 21 + nameLen);
         }
-        await mustRefuse(b, input, good, `base ${String(base)} re-CRCed edit at ${String(s + field)} (record at ${String(s)}, ram ${String(tagIsRam)}, field ${String(field)})`);
+        await mustRefuse(
+          b,
+          input,
+          good,
+          `base ${String(base)} re-CRCed edit at ${String(s + field)} (record at ${String(s)}, ram ${String(tagIsRam)}, field ${String(field)})`,
+        );
         cases++;
       }
       // Inspection of damaged files never throws.
@@ -236,7 +283,11 @@ test("fuzz: damaged saved states are always refused cleanly", async () => {
 
     // Random valid states round-trip exactly.
     for (let i = 0; i < 25; i++) {
-      const input: SaveInput = { units: makeUnits(next), ram: makeRam(next, next() % 300), config: `{"i":${String(i)}}` };
+      const input: SaveInput = {
+        units: makeUnits(next),
+        ram: makeRam(next, next() % 300),
+        config: `{"i":${String(i)}}`,
+      };
       const good = await saveToBuffer(input);
       await mustRefuse(good, input, good, `random state ${String(i)}`);
       cases++;
@@ -246,7 +297,12 @@ test("fuzz: damaged saved states are always refused cleanly", async () => {
   }
   assert.ok(cases > 1000, `only ${String(cases)} cases`);
   // Several distinct checks must have fired, or the fuzzer is not reaching the reader's depths.
-  for (const code of ["VERR_SSM_INTEGRITY_SIZE", "VERR_SSM_INTEGRITY_CRC", "VERR_SSM_INTEGRITY_MAGIC", "VERR_SSM_INTEGRITY_REC_HDR"]) {
+  for (const code of [
+    "VERR_SSM_INTEGRITY_SIZE",
+    "VERR_SSM_INTEGRITY_CRC",
+    "VERR_SSM_INTEGRITY_MAGIC",
+    "VERR_SSM_INTEGRITY_REC_HDR",
+  ]) {
     assert.ok((stats.get(code) ?? 0) > 0, `${code} never seen: ${JSON.stringify([...stats])}`);
   }
 });

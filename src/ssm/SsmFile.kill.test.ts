@@ -15,6 +15,8 @@ import { loadStateFromFile, saveStateToFile } from "./SsmFile.ts";
 
 const RAM_MIB = 48;
 const helper = new URL("./testing/saveLoop.ts", import.meta.url).pathname;
+/** The repository root, where `--import tsx` resolves. */
+const root = new URL("../../", import.meta.url).pathname;
 
 interface Child {
   proc: ChildProcess;
@@ -23,7 +25,10 @@ interface Child {
 }
 
 function startChild(target: string, extra: string[]): Child {
-  const proc = spawn(process.execPath, ["--import", "tsx", helper, target, String(RAM_MIB), ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, ["--import", "tsx", helper, target, String(RAM_MIB), ...extra], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const lines: string[] = [];
   const waiters: { prefix: string; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
   let stderr = "";
@@ -35,7 +40,8 @@ function startChild(target: string, extra: string[]): Child {
     }
   });
   proc.on("exit", (code, signal) => {
-    for (const w of waiters.splice(0)) w.reject(new Error(`Child exited (${String(code)}, ${String(signal)}) before '${w.prefix}': ${stderr}`));
+    for (const w of waiters.splice(0))
+      w.reject(new Error(`Child exited (${String(code)}, ${String(signal)}) before '${w.prefix}': ${stderr}`));
   });
   return {
     proc,
@@ -64,7 +70,10 @@ async function checkIntact(target: string): Promise<number> {
   const unit = st.units[0]!;
   const ram = new Uint8Array(RAM_MIB * 1024 * 1024);
   st.restoreRam(ram);
-  assert.ok(Buffer.from(unit.data.subarray(4)).equals(createHash("sha256").update(ram).digest()), "RAM does not match its generation's hash");
+  assert.ok(
+    Buffer.from(unit.data.subarray(4)).equals(createHash("sha256").update(ram).digest()),
+    "RAM does not match its generation's hash",
+  );
   return new DataView(unit.data.buffer, unit.data.byteOffset).getUint32(0, true);
 }
 

@@ -136,7 +136,8 @@ test("round trip through a file: units and RAM identical, progress 0..100 monoto
     await saveStateToFile(path, input, (p) => (saved.push(p), Status.VINF_SUCCESS));
     assert.equal(saved[0], 0);
     assert.equal(saved.at(-1), 100);
-    for (let i = 1; i < saved.length; i++) assert.ok(saved[i]! > saved[i - 1]!, `progress not monotonic: ${saved.join(",")}`);
+    for (let i = 1; i < saved.length; i++)
+      assert.ok(saved[i]! > saved[i - 1]!, `progress not monotonic: ${saved.join(",")}`);
     assert.ok(saved.length > 5, "progress is reported along the way");
 
     const loadedP: number[] = [];
@@ -175,7 +176,7 @@ test("a stream of odd-sized chunks loads the same as the file", async () => {
     const bytes = readFileSync(path);
     const next = rng(77);
     const pieces: Buffer[] = [];
-    for (let o = 0; o < bytes.length; ) {
+    for (let o = 0; o < bytes.length;) {
       const n = 1 + (next() % 5000);
       pieces.push(bytes.subarray(o, o + n));
       o += n;
@@ -258,7 +259,10 @@ test("cancel from the progress callback returns its code and keeps the earlier f
       assert.deepEqual(readdirSync(dir), ["vm.sav"], "no temporary file left");
     }
     // Any negative code works, even one without a name.
-    await rejectsWith(saveStateToFile(path, second, () => -12345), "rc=-12345");
+    await rejectsWith(
+      saveStateToFile(path, second, () => -12345),
+      "rc=-12345",
+    );
     assertSameState(await loadStateFromFile(path, expectFor(first)), first);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -282,13 +286,31 @@ test("cancel while loading returns the callback's code", async () => {
 test("a failed save (missing directory, bad input) leaves nothing behind", async () => {
   const dir = tmp();
   try {
-    await rejectsWith(saveStateToFile(join(dir, "nope", "x.sav"), { units: [], ram: new Uint8Array(PAGE), config: "" }), "VERR_PATH_NOT_FOUND");
+    await rejectsWith(
+      saveStateToFile(join(dir, "nope", "x.sav"), { units: [], ram: new Uint8Array(PAGE), config: "" }),
+      "VERR_PATH_NOT_FOUND",
+    );
     const path = join(dir, "x.sav");
     writeFileSync(path, "old");
-    await rejectsWith(saveStateToFile(path, { units: [], ram: new Uint8Array(100), config: "" }), "VERR_INVALID_PARAMETER", /multiple of 4096/);
+    await rejectsWith(
+      saveStateToFile(path, { units: [], ram: new Uint8Array(100), config: "" }),
+      "VERR_INVALID_PARAMETER",
+      /multiple of 4096/,
+    );
     const dup = [units()[0]!, units()[0]!];
-    await rejectsWith(saveStateToFile(path, { units: dup, ram: new Uint8Array(PAGE), config: "" }), "VERR_SSM_UNIT_EXISTS", /'cpu' instance 0/);
-    await rejectsWith(saveStateToFile(path, { units: [{ name: "", instance: 0, version: 1, data: new Uint8Array(1) }], ram: new Uint8Array(0), config: "" }), "VERR_INVALID_PARAMETER");
+    await rejectsWith(
+      saveStateToFile(path, { units: dup, ram: new Uint8Array(PAGE), config: "" }),
+      "VERR_SSM_UNIT_EXISTS",
+      /'cpu' instance 0/,
+    );
+    await rejectsWith(
+      saveStateToFile(path, {
+        units: [{ name: "", instance: 0, version: 1, data: new Uint8Array(1) }],
+        ram: new Uint8Array(0),
+        config: "",
+      }),
+      "VERR_INVALID_PARAMETER",
+    );
     assert.equal(readFileSync(path, "utf8"), "old");
     assert.deepEqual(readdirSync(dir), ["x.sav"]);
   } finally {
@@ -316,20 +338,54 @@ test("load refuses mismatches, naming the unit and the problem", async () => {
     const input: SaveInput = { units: units(), ram: mixedRam(64), config: CONFIG };
     const path = join(dir, "m.sav");
     await saveStateToFile(path, input);
-    await rejectsWith(loadStateFromFile(path, expectFor(input, { ramSize: 128 * PAGE })), "VERR_SSM_LOAD_MEMORY_SIZE_MISMATCH", /262144 bytes of RAM: this VM has 524288/);
-    const other = JSON.stringify({ ram: 4, devices: { pit: { irq: 0 }, uart: { base: 1016, irq: 3 } } });
-    await rejectsWith(loadStateFromFile(path, expectFor(input, { config: other })), "VERR_SSM_LOAD_CONFIG_MISMATCH", /\/devices\/uart\/irq: saved 4, this VM 3/);
     await rejectsWith(
-      loadStateFromFile(path, expectFor(input, { unit: (n) => (n === "pic8259" ? undefined : { minVersion: 0, maxVersion: 99 }) })),
+      loadStateFromFile(path, expectFor(input, { ramSize: 128 * PAGE })),
+      "VERR_SSM_LOAD_MEMORY_SIZE_MISMATCH",
+      /262144 bytes of RAM: this VM has 524288/,
+    );
+    const other = JSON.stringify({ ram: 4, devices: { pit: { irq: 0 }, uart: { base: 1016, irq: 3 } } });
+    await rejectsWith(
+      loadStateFromFile(path, expectFor(input, { config: other })),
+      "VERR_SSM_LOAD_CONFIG_MISMATCH",
+      /\/devices\/uart\/irq: saved 4, this VM 3/,
+    );
+    await rejectsWith(
+      loadStateFromFile(
+        path,
+        expectFor(input, { unit: (n) => (n === "pic8259" ? undefined : { minVersion: 0, maxVersion: 99 }) }),
+      ),
       "VERR_SSM_UNIT_NOT_FOUND",
       /unit 'pic8259' instance 0: this VM has no such unit/,
     );
     await rejectsWith(
-      loadStateFromFile(path, expectFor(input, { unit: (n) => (n === "cpu" ? { minVersion: 4, maxVersion: 5 } : { minVersion: 0, maxVersion: 99 }) })),
+      loadStateFromFile(
+        path,
+        expectFor(input, {
+          unit: (n) => (n === "cpu" ? { minVersion: 4, maxVersion: 5 } : { minVersion: 0, maxVersion: 99 }),
+        }),
+      ),
       "VERR_SSM_UNSUPPORTED_DATA_UNIT_VERSION",
       /unit 'cpu' instance 0: version 3 is not supported \(this VM loads 4\.\.5\)/,
     );
     await rejectsWith(loadStateFromFile(join(dir, "missing.sav"), expectFor(input)), "VERR_FILE_NOT_FOUND");
+    await rejectsWith(
+      loadStateFromFile(
+        path,
+        expectFor(input, {
+          requiredUnits: [
+            { name: "cpu", instance: 0 },
+            { name: "hpet", instance: 0 },
+          ],
+        }),
+      ),
+      "VERR_SSM_UNIT_NOT_FOUND",
+      /unit 'hpet' instance 0: missing from the saved state/,
+    );
+    const st = await loadStateFromFile(
+      path,
+      expectFor(input, { requiredUnits: input.units.map((u) => ({ name: u.name, instance: u.instance })) }),
+    );
+    assert.equal(st.units.length, input.units.length);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -397,7 +453,10 @@ test("restoreRam refuses a target of the wrong size", async () => {
   await saveStateToStream(pipe, input);
   pipe.end();
   const st = await loading;
-  assert.throws(() => st.restoreRam(new Uint8Array(9 * PAGE)), (e: unknown) => e instanceof VBoxError && e.code === "VERR_SSM_LOAD_MEMORY_SIZE_MISMATCH");
+  assert.throws(
+    () => st.restoreRam(new Uint8Array(9 * PAGE)),
+    (e: unknown) => e instanceof VBoxError && e.code === "VERR_SSM_LOAD_MEMORY_SIZE_MISMATCH",
+  );
 });
 
 test("describeConfigDifference names the first differing path", () => {
@@ -428,4 +487,51 @@ test("a stream that fails or closes mid-save or mid-load gives a clean error, no
   await rejectsWith(loading, "VERR_READ_ERROR", /connection reset/);
   // Text instead of bytes.
   await rejectsWith(loadStateFromStream(Readable.from(["text"]), expectFor(input)), "VERR_INVALID_PARAMETER");
+});
+
+test("concurrent saves to one target: each completes, the file is one of them, intact", async () => {
+  const dir = tmp();
+  try {
+    const path = join(dir, "c.sav");
+    const a: SaveInput = { units: units(11), ram: mixedRam(500, 11), config: CONFIG };
+    const b: SaveInput = { units: units(12), ram: mixedRam(500, 12), config: CONFIG };
+    await Promise.all([saveStateToFile(path, a), saveStateToFile(path, b)]);
+    const st = await loadStateFromFile(path, expectFor(a));
+    const isA = Buffer.from(st.units[0]!.data).equals(Buffer.from(a.units[0]!.data));
+    assertSameState(st, isA ? a : b);
+    assert.deepEqual(readdirSync(dir), ["c.sav"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("cancel while saving to a stream returns the callback's code", async () => {
+  const input: SaveInput = { units: units(), ram: mixedRam(900, 6), config: CONFIG };
+  const pipe = new PassThrough();
+  pipe.resume();
+  const seen: number[] = [];
+  await rejectsWith(
+    saveStateToStream(pipe, input, (p) => (seen.push(p), p >= 50 ? Status.VERR_INTERRUPTED : 0)),
+    "VERR_INTERRUPTED",
+  );
+  assert.ok(seen.at(-1)! >= 50 && seen.at(-1)! < 100);
+});
+
+test("pages that deflate poorly fall back to raw storage", async () => {
+  const dir = tmp();
+  try {
+    // 7-bit random bytes: too few distinct values to look random, yet deflate saves little.
+    const next = rng(99);
+    const ram = new Uint8Array(300 * PAGE);
+    for (let i = 0; i < ram.length; i++) ram[i] = next() & 0x7f;
+    const input: SaveInput = { units: [], ram, config: "{}" };
+    const path = join(dir, "p.sav");
+    await saveStateToFile(path, input);
+    const r = await inspectStateFile(path);
+    assert.equal(r.error, null);
+    assert.deepEqual([r.ram.zeroPages, r.ram.rawPages, r.ram.compressedPages], [0, 300, 0]);
+    assertSameState(await loadStateFromFile(path, expectFor(input)), input);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -9,7 +9,16 @@ test("crc32 matches the published check value", () => {
 });
 
 test("crc32Combine equals the CRC of the concatenation", () => {
-  for (const [la, lb] of [[0, 0], [0, 5], [5, 0], [1, 1], [3, 17], [100, 4096], [4096, 1 << 20], [7, 65537]] as const) {
+  for (const [la, lb] of [
+    [0, 0],
+    [0, 5],
+    [5, 0],
+    [1, 1],
+    [3, 17],
+    [100, 4096],
+    [4096, 1 << 20],
+    [7, 65537],
+  ] as const) {
     const a = randomBytes(la);
     const b = randomBytes(lb);
     const whole = crc32(Buffer.concat([a, b]));

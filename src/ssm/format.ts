@@ -133,7 +133,13 @@ export interface UnitRecordHeader {
 }
 
 /** Writes a UNIT record header (the data follows it). `nameBytes` is the UTF-8 name. */
-export function encodeUnitHeader(nameBytes: Uint8Array, instance: number, version: number, dataLength: number, dataCrc: number): Uint8Array {
+export function encodeUnitHeader(
+  nameBytes: Uint8Array,
+  instance: number,
+  version: number,
+  dataLength: number,
+  dataCrc: number,
+): Uint8Array {
   const total = UNIT_FIXED + nameBytes.length + 4;
   const b = new Uint8Array(total);
   const dv = new DataView(b.buffer);

@@ -31,7 +31,7 @@ import { SsmUnitReader, SsmUnitWriter } from "../ssm/unit.ts";
 import { Stam, type StamCounter } from "../stam/Stam.ts";
 import { TimerScheduler } from "../tm/Timer.ts";
 import { VirtualClock, hostNs } from "../tm/VirtualClock.ts";
-import { RT_FAILURE, Status, VBoxError, statusName } from "./err.ts";
+import { RT_FAILURE, Status, VBoxError } from "./err.ts";
 import { formatMessage } from "./format.ts";
 import { VMREQFLAGS, VMSTATE, vmStateName, type SrcPos } from "./types.ts";
 import { canonicalConfig, validateRootConfig } from "./config.ts";
@@ -60,8 +60,11 @@ type Msg = { client: Client; m: ToEmt };
 
 /** The most instructions one cpu.run() call is given. */
 const MAX_SLICE_INSTRUCTIONS = 1_000_000;
-/** The host time one slice aims at (ns): forced actions are looked at least this often. */
-const SLICE_NS = 1_000_000;
+/**
+ * The host time one slice aims at (ns): forced actions (requests) are looked at least this often,
+ * so it bounds the request latency while the guest runs.
+ */
+const SLICE_NS = 200_000;
 /** The longest single sleep (ms); the loop re-checks everything after it. */
 const MAX_SLEEP_MS = 1000;
 
@@ -394,7 +397,7 @@ export class EmtVM {
   /** Reports an emulator fault and, when RUNNING, enters GURU_MEDITATION. */
   guruMeditation(e: unknown, where: string): void {
     const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    const stack = e instanceof Error && e.stack ? e.stack.split("\n").slice(1, 4).join(" | ").trim() : "";
+    const stack = e instanceof Error && e.stack ? e.stack.split("\n").slice(1, 4).map((l) => l.trim().replace(/^at /, "")).join(" < ") : "";
     const running = this.#state === VMSTATE.RUNNING || this.#state === VMSTATE.RESETTING;
     this.setError(
       running ? Status.VERR_EM_INTERNAL_ERROR : Status.VERR_INTERNAL_ERROR,
@@ -835,10 +838,5 @@ export class EmtVM {
       default:
         break;
     }
-  }
-
-  /** A status name for messages (re-exported for request functions). */
-  static statusName(rc: number): string {
-    return statusName(rc);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The faithful API (vmapi.ts), function by function, over real EMT worker threads.
  */
-import { after, describe, test } from "node:test";
+import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -73,13 +73,18 @@ const mod = (name: string) => ({ module: FNS, export: name });
 const tmp = mkdtempSync(join(tmpdir(), "boxvm-vmapi-"));
 const created: VM[] = [];
 
-after(async () => {
-  for (const vm of created) {
+/** Destroys every VM a test made (a running VM keeps a core busy: the machine is shared). */
+async function cleanup(): Promise<void> {
+  for (const vm of created.splice(0)) {
     if (!vm.alive) continue;
     const s = vm.state;
     if (s !== VMSTATE.OFF && s !== VMSTATE.CREATED) await vm.powerOff().catch(() => undefined);
     await vm.destroy().catch(() => undefined);
   }
+}
+afterEach(cleanup);
+after(async () => {
+  await cleanup();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -309,7 +314,10 @@ describe("state machine", () => {
       for (const c of calls) {
         const to = moves[c];
         if (to === undefined) continue;
-        if (VMR3GetState(vm) !== s || !vm.alive) vm = await inState(s);
+        if (VMR3GetState(vm) !== s || !vm.alive) {
+          await cleanup();
+          vm = await inState(s);
+        }
         const rc = await doCall(vm, c);
         assert.equal(rc, 0, `${name}: ${c} must succeed (${api.statusName(rc)})`);
         assert.equal(VMR3GetState(vm), to, `${name}: ${c} → ${VMR3GetStateName(to)}`);
@@ -486,6 +494,7 @@ describe("requests", () => {
     const vm = await newVM();
     const r = (await vm.call("nested", 3, 4)) as number[];
     assert.deepEqual(r, [0, 7, VMREQSTATE.COMPLETED]);
+    assert.deepEqual(await vm.call("allocQueue", 5, 6), [0, 0, 11, VMREQSTATE.COMPLETED, 0, Status.VERR_VM_REQUEST_STATE]);
     assert.equal(VMR3ReqProcess(vm), Status.VERR_VM_THREAD_NOT_EMT);
     assert.equal(VMR3WaitHalted(vm, false), Status.VERR_VM_THREAD_NOT_EMT);
     assert.equal(VMR3Wait(vm), Status.VERR_VM_THREAD_NOT_EMT);

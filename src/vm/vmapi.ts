@@ -333,9 +333,12 @@ function checkOut(ppReq: Out<VMReq> | null | undefined, flags: number): number {
   return Status.VINF_SUCCESS;
 }
 
+/** The EmtVM of packets allocated on the EMT (their pVM is null: no API-side handle exists there). */
+const emtOwner = new WeakMap<VMReq, EmtVM>();
+
 /** Runs a request at once on the EMT (the caller is the EMT): the header's synchronous case. */
-async function callInline(vm: EmtVM, ppReq: Out<VMReq> | null | undefined, flags: number, pfn: ReqFunction, args: unknown[]): Promise<number> {
-  const req = new VMReq(null as unknown as VM, VMREQTYPE.INTERNAL);
+async function callInline(vm: EmtVM, ppReq: Out<VMReq> | null | undefined, flags: number, pfn: ReqFunction, args: unknown[], packet?: VMReq): Promise<number> {
+  const req = packet ?? new VMReq(null as unknown as VM, VMREQTYPE.INTERNAL);
   req.fFlags = flags;
   req.u.Internal.pfn = pfn;
   req.u.Internal.cArgs = args.length;
@@ -430,7 +433,9 @@ export function VMR3ReqAlloc(vm: PVM, ppReq: Out<VMReq>, enmType: VMREQTYPE | nu
   ppReq.value = null;
   if (enmType <= VMREQTYPE.INVALID || enmType >= VMREQTYPE.MAX) return Status.VERR_VM_REQUEST_INVALID_TYPE;
   if (isEmt(vm)) {
-    ppReq.value = new VMReq(null as unknown as VM, enmType as VMREQTYPE);
+    const req = new VMReq(null as unknown as VM, enmType as VMREQTYPE);
+    emtOwner.set(req, vm);
+    ppReq.value = req;
     return Status.VINF_SUCCESS;
   }
   if (!isVM(vm)) return Status.VERR_INVALID_HANDLE;
@@ -457,8 +462,15 @@ export async function VMR3ReqQueue(req: VMReq, cMillies: number): Promise<number
   if (!(req instanceof VMReq)) return Status.VERR_INVALID_POINTER;
   const vm = req.pVM as PVM | null;
   if (vm === null) {
-    // A packet allocated on the EMT: run it inline.
-    return Status.VERR_NOT_SUPPORTED;
+    // A packet allocated on the EMT: it runs at once, here.
+    const emt = emtOwner.get(req);
+    if (!emt) return Status.VERR_VM_REQUEST_INVALID_PACKAGE;
+    if (req.stateRaw !== VMREQSTATE.ALLOCATED) return Status.VERR_VM_REQUEST_STATE;
+    const I = req.u.Internal;
+    if (I.pfn === null || !Number.isInteger(I.cArgs) || I.cArgs < 0 || I.cArgs > MAX_REQ_ARGS || I.aArgs.length < I.cArgs) {
+      return Status.VERR_INVALID_PARAMETER;
+    }
+    return callInline(emt, null, req.fFlags, I.pfn, I.aArgs.slice(0, I.cArgs), req);
   }
   if (!isVM(vm)) return Status.VERR_INVALID_HANDLE;
   try {

@@ -135,17 +135,32 @@ function runAsync(cmd: string, args: string[], cwd: string, tick: () => void): P
   });
 }
 
-/** The candidate version apt would download, or null when apt does not know the package. */
-function candidate(pkg: string): string | null {
-  const r = run("apt-cache", ["policy", pkg]);
-  const m = /Candidate:\s*(\S+)/.exec(r.out);
-  return m && m[1] !== "(none)" ? m[1]! : null;
+/** One package record of `apt-cache show`. */
+interface AptRecord {
+  version: string;
+  size: number;
+  depends: string;
 }
 
-/** Size (bytes) of the candidate's .deb from `apt-cache show`. */
-function debSize(pkg: string): number {
-  const m = /^Size:\s*(\d+)/m.exec(run("apt-cache", ["show", "--no-all-versions", pkg]).out);
-  return m ? Number(m[1]) : 0;
+/**
+ * The candidate records of packages ("name:arch"), one `apt-cache show` for all of them (apt-cache
+ * is slow: about a second per call with two architectures' lists). Null when apt does not know one.
+ */
+function aptShow(pkgs: readonly string[]): Map<string, AptRecord> | null {
+  const r = run("apt-cache", ["show", "--no-all-versions", ...pkgs]);
+  if (!r.ok) return null;
+  const out = new Map<string, AptRecord>();
+  for (const para of r.out.split(/\n\s*\n/)) {
+    const field = (k: string): string => new RegExp(`^${k}:\\s*(.*)$`, "m").exec(para)?.[1]?.trim() ?? "";
+    const name = field("Package");
+    if (!name) continue;
+    out.set(`${name}:${field("Architecture")}`, {
+      version: field("Version"),
+      size: Number(field("Size")) || 0,
+      depends: field("Depends"),
+    });
+  }
+  return pkgs.every((p) => out.has(p)) ? out : null;
 }
 
 const NO_APT_HELP = `boxvm image fetch debian takes Debian's own kernel and busybox from Debian's packages and needs
@@ -184,7 +199,8 @@ export async function fetchDebian(opts: FetchOptions = {}): Promise<{ guest: Deb
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
   bar.step(0.01, "checking Debian's i386 packages");
-  if (!candidate(KERNEL_META) || !candidate(BUSYBOX_PKG)) {
+  let recs = aptShow([KERNEL_META, BUSYBOX_PKG]);
+  if (!recs) {
     const arches = run("dpkg", ["--print-foreign-architectures"]).out.split(/\s+/);
     if (!isRoot) {
       bar.clear();
@@ -203,17 +219,18 @@ export async function fetchDebian(opts: FetchOptions = {}): Promise<{ guest: Deb
     }
     bar.step(0.03, "updating package lists (apt-get update)");
     // apt-get update may fail for one mirror and still have what we need: judge by the result.
-    const up = await runAsync("apt-get", ["update", "-q"], root.startsWith("/") ? "/" : ".", () => bar.update(0.05));
-    if (!candidate(KERNEL_META) || !candidate(BUSYBOX_PKG)) {
+    const up = await runAsync("apt-get", ["update", "-q"], "/", () => bar.update(0.05));
+    recs = aptShow([KERNEL_META, BUSYBOX_PKG]);
+    if (!recs) {
       bar.clear();
       throw new FetchError(`apt still does not offer ${KERNEL_META} and ${BUSYBOX_PKG} after apt-get update:\n${up.err.trim()}`);
     }
   }
 
   bar.step(0.08, `resolving ${KERNEL_META}`);
-  const deps = run("apt-cache", ["depends", KERNEL_META]).out;
-  const dm = /Depends:\s*(linux-image-[^\s:]+)/.exec(deps);
-  if (!dm) throw new FetchError(`Cannot find the versioned kernel package ${KERNEL_META} depends on:\n${deps}`);
+  const deps = recs.get(KERNEL_META)!.depends;
+  const dm = /(linux-image-[^\s,(:]+)/.exec(deps);
+  if (!dm) throw new FetchError(`Cannot find the versioned kernel package ${KERNEL_META} depends on (Depends: ${deps})`);
   const kernelPkg = dm[1]!;
   const kernelVersion = kernelPkg.replace(/^linux-image-/, "");
   const dirName = `debian-${kernelVersion}`;
@@ -231,9 +248,12 @@ export async function fetchDebian(opts: FetchOptions = {}): Promise<{ guest: Deb
     // apt's download sandbox user (_apt) must be able to write here when we run as root.
     if (isRoot) chmodSync(work, 0o777);
     const pkgs = [`${kernelPkg}:i386`, BUSYBOX_PKG];
-    const total = pkgs.reduce((n, p) => n + debSize(p), 0);
-    const kVer = candidate(`${kernelPkg}:i386`) ?? "?";
-    const bbVer = candidate(BUSYBOX_PKG) ?? "?";
+    const krec = aptShow([pkgs[0]!])?.get(pkgs[0]!);
+    if (!krec) throw new FetchError(`apt does not offer ${pkgs[0]!}`);
+    const bbrec = recs.get(BUSYBOX_PKG)!;
+    const total = krec.size + bbrec.size;
+    const kVer = krec.version;
+    const bbVer = bbrec.version;
     bar.step(0.1, `downloading ${kernelPkg} ${kVer} and busybox-static ${bbVer}`);
     const dirBytes = (): number => readdirSync(work).reduce((n, f) => n + statSync(join(work, f)).size, 0);
     const dl = await runAsync("apt-get", ["download", "-q", ...pkgs], work, () => {
@@ -252,7 +272,7 @@ export async function fetchDebian(opts: FetchOptions = {}): Promise<{ guest: Deb
     for (const d of debs) {
       // From the kernel package only the kernel itself (its modules are most of the package).
       const r = d.startsWith("linux-image-")
-        ? run("sh", ["-c", `dpkg-deb --fsys-tarfile "$0" | tar -x --occurrence=1 -C "$1" ./boot/vmlinuz-${kernelVersion}`, join(work, d), x])
+        ? run("sh", ["-c", `dpkg-deb --fsys-tarfile "$0" 2>/dev/null | tar -x --occurrence=1 -C "$1" ./boot/vmlinuz-${kernelVersion}`, join(work, d), x])
         : run("dpkg-deb", ["-x", join(work, d), x]);
       if (!r.ok) throw new FetchError(`extracting ${d} failed: ${r.err.trim()}`);
     }

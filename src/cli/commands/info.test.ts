@@ -30,7 +30,12 @@ test("info prints header, units, RAM statistics and OK for a good file", async (
     const path = await makeState(dir);
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runInfo(path, {}, (s) => out.push(s), (s) => err.push(s));
+    const code = await runInfo(
+      path,
+      {},
+      (s) => out.push(s),
+      (s) => err.push(s),
+    );
     const text = out.join("\n");
     assert.equal(code, 0);
     assert.deepEqual(err, []);
@@ -44,10 +49,21 @@ test("info prints header, units, RAM statistics and OK for a good file", async (
     assert.match(text, /Check:\s+OK/);
 
     const json: string[] = [];
-    assert.equal(await runInfo(path, { json: true }, (s) => json.push(s), () => undefined), 0);
+    assert.equal(
+      await runInfo(
+        path,
+        { json: true },
+        (s) => json.push(s),
+        () => undefined,
+      ),
+      0,
+    );
     const parsed = JSON.parse(json.join("")) as { ok: boolean; units: { name: string }[] };
     assert.equal(parsed.ok, true);
-    assert.deepEqual(parsed.units.map((u) => u.name), ["cpu", "pic8259"]);
+    assert.deepEqual(
+      parsed.units.map((u) => u.name),
+      ["cpu", "pic8259"],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -63,7 +79,15 @@ test("info marks a bad unit CRC, fails the check and exits non-zero", async () =
     writeFileSync(path, b);
     const out: string[] = [];
     const err: string[] = [];
-    assert.equal(await runInfo(path, {}, (s) => out.push(s), (s) => err.push(s)), 1);
+    assert.equal(
+      await runInfo(
+        path,
+        {},
+        (s) => out.push(s),
+        (s) => err.push(s),
+      ),
+      1,
+    );
     const text = out.join("\n");
     assert.match(text, /cpu\s+0\s+3\s+120\s+0x[0-9a-f]{8} BAD/);
     assert.match(text, /pic8259\s+1\s+1\s+16\s+0x[0-9a-f]{8} ok/);
@@ -80,12 +104,16 @@ test("the info command through the real CLI entry exits 1 on a bad file", async 
   try {
     const good = await makeState(dir);
     const bad = join(dir, "garbage.sav");
-    writeFileSync(bad, "this is not a saved state, just some text that is long enough for a header......................................");
+    writeFileSync(
+      bad,
+      "this is not a saved state, just some text that is long enough for a header......................................",
+    );
     const main = new URL("../main.ts", import.meta.url).pathname;
-    const ok = spawnSync(process.execPath, ["--import", "tsx", main, "info", good], { encoding: "utf8" });
+    const cwd = new URL("../../../", import.meta.url).pathname;
+    const ok = spawnSync(process.execPath, ["--import", "tsx", main, "info", good], { cwd, encoding: "utf8" });
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /Check:\s+OK/);
-    const r = spawnSync(process.execPath, ["--import", "tsx", main, "info", bad], { encoding: "utf8" });
+    const r = spawnSync(process.execPath, ["--import", "tsx", main, "info", bad], { cwd, encoding: "utf8" });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /VERR_SSM_INTEGRITY_MAGIC: Saved state file '.*garbage\.sav' has a bad magic/);
   } finally {

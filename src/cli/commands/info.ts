@@ -30,14 +30,18 @@ export function formatReport(r: StateReport, showConfig = false): string {
     lines.push(`Format:     ${String(h.formatMajor)}.${String(h.formatMinor)}`);
     lines.push(`Created:    ${new Date(h.createdAt).toISOString()}`);
     lines.push(`Written by: boxvm ${h.boxvmVersion}`);
-    lines.push(`RAM size:   ${size(h.ramSize)} (${String(h.ramSize / h.pageSize)} pages of ${String(h.pageSize)} bytes)`);
+    lines.push(
+      `RAM size:   ${size(h.ramSize)} (${String(h.ramSize / h.pageSize)} pages of ${String(h.pageSize)} bytes)`,
+    );
     lines.push(`Config:     sha256 ${h.configDigest} (${String(Buffer.byteLength(h.config))} bytes)`);
     if (showConfig) lines.push(h.config);
   }
   lines.push(`Units:      ${String(r.units.length)}`);
   if (r.units.length > 0) {
     const w = Math.max(4, ...r.units.map((u) => u.name.length));
-    lines.push(`  ${"NAME".padEnd(w)}  ${"INSTANCE".padStart(8)}  ${"VERSION".padStart(7)}  ${"SIZE".padStart(10)}  CRC`);
+    lines.push(
+      `  ${"NAME".padEnd(w)}  ${"INSTANCE".padStart(8)}  ${"VERSION".padStart(7)}  ${"SIZE".padStart(10)}  CRC`,
+    );
     for (const u of r.units) {
       lines.push(
         `  ${u.name.padEnd(w)}  ${String(u.instance).padStart(8)}  ${String(u.version).padStart(7)}  ${String(u.size).padStart(10)}  ${hex32(u.crc)} ${u.crcOk ? "ok" : "BAD"}`,
@@ -58,11 +62,20 @@ export function formatReport(r: StateReport, showConfig = false): string {
 
 /** The report as plain JSON data. */
 export function reportJson(r: StateReport): unknown {
-  return { ...r, error: r.error === null ? null : { rc: r.error.rc, code: r.error.code, message: r.error.message }, ok: r.error === null };
+  return {
+    ...r,
+    error: r.error === null ? null : { rc: r.error.rc, code: r.error.code, message: r.error.message },
+    ok: r.error === null,
+  };
 }
 
 /** Runs the command; returns the exit code. */
-export async function runInfo(path: string, opts: { json?: boolean; config?: boolean }, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+export async function runInfo(
+  path: string,
+  opts: { json?: boolean; config?: boolean },
+  out: (s: string) => void,
+  err: (s: string) => void,
+): Promise<number> {
   const r = await inspectStateFile(path);
   out(opts.json === true ? JSON.stringify(reportJson(r), null, 2) : formatReport(r, opts.config === true));
   if (r.error !== null) {

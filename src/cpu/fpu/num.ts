@@ -363,8 +363,8 @@ export function roundTo(sign: number, m: number, e: number, t: number, q: number
     }
     return;
   }
-  if (e < fmt.emin) {
-    // XXX(approx): tininess is detected before rounding.
+  if (top < fmt.emin) {
+    // Tiny: the result rounded with an unbounded exponent is below the smallest normal (SDM 4.9.1.5).
     if ((cw & X.UE) === 0) {
       res.flags |= X.UE | (rounded.inexact ? X.PE : 0);
       if (bias === 0) {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts } from "../testing.ts";
 
 test("isa-debug-exit: writing v powers off with status (v << 1) | 1 at any width", () => {
   const m = new FakeMachine();
@@ -29,9 +29,22 @@ test("isa-debug-exit: IOBase/IOSize from Config (QEMU's default 0x501/2)", () =>
 
 test("isa-debug-exit is not in the default PC", async () => {
   const { pcDevices } = await import("../index.ts");
-  assert.equal(pcDevices.some((d) => d.name === "isa-debug-exit"), false);
+  assert.equal(
+    pcDevices.some((d) => d.name === "isa-debug-exit"),
+    false,
+  );
 });
 
 test("isa-debug-exit saved-state conformance (a stateless device: config part only)", () => {
   checkConformance({ name: "isa-debug-exit", mismatchConfig: { IOBase: 0x501 } });
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "isa-debug-exit" },
+    {
+      version: 1,
+      hex: "f40004",
+    },
+  );
 });

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts } from "../testing.ts";
 import type { Ferr } from "./Ferr.ts";
 
 test("FERR raises IRQ 13; a write to port 0xF0 lowers it; 0xF1 does nothing", () => {
@@ -18,4 +18,14 @@ test("FERR raises IRQ 13; a write to port 0xF0 lowers it; 0xF1 does nothing", ()
 
 test("FERR saved-state conformance", () => {
   checkConformance({ name: "ferr", mutate: (_m, d) => (d.dev as Ferr).setFerr(true) });
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "ferr" },
+    {
+      version: 1,
+      hex: "00",
+    },
+  );
 });

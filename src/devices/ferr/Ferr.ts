@@ -29,19 +29,23 @@ export class Ferr implements Device {
   readonly #irq: IrqLine;
   /** The latch: IRQ 13 asserted. */
   latched = false;
-  readonly #stat: { raised: StamCounter; cleared: StamCounter };
+  readonly #stat: { raised: StamCounter; cleared: StamCounter; bad: StamCounter };
 
   constructor(ins: DevIns, _cfg: CfgmNode) {
     this.#irq = ins.irq(13);
     this.#stat = {
       raised: ins.counter("Raised", "FERR# assertions (IRQ 13 raised)"),
       cleared: ins.counter("Cleared", "Writes to port 0xF0"),
+      bad: ins.counter("BadReads", "Reads of the write-only ports 0xF0/0xF1"),
     };
     ins.ioPorts.map(
       0xf0,
       2,
       {
-        read: () => 0xff,
+        read: () => {
+          this.#stat.bad.value++;
+          return 0xff;
+        },
         write: (off) => {
           if (off === 0) {
             this.#stat.cleared.value++;

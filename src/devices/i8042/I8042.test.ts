@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts } from "../testing.ts";
 import type { I8042 } from "./I8042.ts";
 
 function machine(): FakeMachine {
@@ -150,4 +150,14 @@ test("saved-state conformance", () => {
       m.outb(0x64, 0xa7);
     },
   });
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "i8042" },
+    {
+      version: 1,
+      hex: "02fa00aa004500000000000000000000000000000000000000000000000000000000000000030102000001002b02aa00",
+    },
+  );
 });

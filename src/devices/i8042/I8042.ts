@@ -110,7 +110,13 @@ export class I8042 implements Device {
   kbdLast = KBD_ACK;
   /** Translation saw a 0xF0 break prefix. */
   xlateBreak = false;
-  readonly #stat: { cmds: StamCounter; unknown: StamCounter; kbdCmds: StamCounter; resets: StamCounter; dropped: StamCounter };
+  readonly #stat: {
+    cmds: StamCounter;
+    unknown: StamCounter;
+    kbdCmds: StamCounter;
+    resets: StamCounter;
+    dropped: StamCounter;
+  };
 
   constructor(ins: DevIns, _cfg: CfgmNode) {
     this.#ins = ins;
@@ -123,8 +129,18 @@ export class I8042 implements Device {
       resets: ins.counter("ResetPulses", "System resets through the output port"),
       dropped: ins.counter("Dropped", "Output bytes dropped because the queue was full"),
     };
-    ins.ioPorts.map(0x60, 1, { read: () => this.#readData(), write: (_o, v) => this.#writeData(v) }, { sizes: [1], name: "i8042-data" });
-    ins.ioPorts.map(0x64, 1, { read: () => this.#readStatus(), write: (_o, v) => this.#command(v) }, { sizes: [1], name: "i8042-cmd" });
+    ins.ioPorts.map(
+      0x60,
+      1,
+      { read: () => this.#readData(), write: (_o, v) => this.#writeData(v) },
+      { sizes: [1], name: "i8042-data" },
+    );
+    ins.ioPorts.map(
+      0x64,
+      1,
+      { read: () => this.#readStatus(), write: (_o, v) => this.#command(v) },
+      { sizes: [1], name: "i8042-cmd" },
+    );
     this.reset();
   }
 
@@ -327,8 +343,8 @@ export class I8042 implements Device {
         this.#push(KBD_RESEND, true);
         break;
       default:
-        // Data to the keyboard; sending enables the keyboard interface as on real controllers.
-        this.ram[0] = this.#cmdByte & ~CB_KBD_DIS;
+        // Data to the keyboard. XXX(approx): the keyboard answers even while its interface is
+        // disabled in the command byte (a real one would wait for its clock line).
         this.#keyboard(v);
     }
     this.#update();
@@ -429,6 +445,12 @@ export class I8042 implements Device {
     }
   }
 
+  /**
+   * Unit layout (version 1), no config part: u8 queue length + u16 per queued byte (bit 8 =
+   * aux); 32 bytes controller RAM (byte 0 = command byte); u8 output port; bool last write was a
+   * command; u8 pending controller command + u8 RAM index; u8 pending keyboard command; bool
+   * scanning; u8 LEDs, typematic, scan set, last keyboard byte; bool translation break prefix.
+   */
   saveState(w: SsmUnitWriter): void {
     // No config part: the controller has no configuration.
     w.putU8(this.queue.length);
@@ -486,6 +508,7 @@ export class I8042 implements Device {
 }
 
 /** Set 2 make codes → set 1 (letters, digits, Enter, Space, Backspace, Esc, Tab, shifts, Ctrl, Alt). */
+// prettier-ignore
 const SET2_TO_SET1: Record<number, number> = {
   0x76: 0x01, 0x16: 0x02, 0x1e: 0x03, 0x26: 0x04, 0x25: 0x05, 0x2e: 0x06, 0x36: 0x07, 0x3d: 0x08,
   0x3e: 0x09, 0x46: 0x0a, 0x45: 0x0b, 0x4e: 0x0c, 0x55: 0x0d, 0x66: 0x0e, 0x0d: 0x0f, 0x15: 0x10,

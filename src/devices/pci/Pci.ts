@@ -21,7 +21,7 @@ import { registerDevice } from "../../pdm/Pdm.ts";
 import type { Device, InfoWriter } from "../../pdm/types.ts";
 import type { SsmUnitReader, SsmUnitWriter } from "../../ssm/unit.ts";
 import type { StamCounter } from "../../stam/Stam.ts";
-import { checkVersion } from "../ssmutil.ts";
+import { checkConfig, checkVersion } from "../ssmutil.ts";
 import { PciBus, PciFunction, attachPciBus, fmtDevfn, pciDevfn } from "./PciFunction.ts";
 
 /** Current saved-state layout. */
@@ -178,6 +178,11 @@ export class PciHost implements Device {
     return v & 0x80 ? -1 : v & 0x0f;
   }
 
+  /**
+   * Unit layout (version 1): config part u64 RAM size (the DRB values derive from it); then u32
+   * CONFIG_ADDRESS, u8 reset control, 256 bytes i440FX config space, 256 bytes PIIX3 function 0.
+   * Functions registered by other devices are saved in those devices' units.
+   */
   saveState(w: SsmUnitWriter): void {
     // Config part: the RAM size the DRB registers were derived from.
     w.putU64(this.#ramSize);
@@ -189,11 +194,7 @@ export class PciHost implements Device {
 
   loadState(r: SsmUnitReader, version: number): void {
     checkVersion(r, version, SSM_MIN_VERSION, SSM_VERSION);
-    const ram = r.getU64();
-    if (ram !== this.#ramSize) {
-      // Only informational registers depend on it; the VM refuses a RAM size change anyway.
-      void ram;
-    }
+    checkConfig(r, "RAM size", r.getU64(), this.#ramSize);
     this.address = (r.getU32() & ADDR_MASK) >>> 0;
     this.resetControl = r.getU8() & RC_SRST;
     this.i440fx.load(r);

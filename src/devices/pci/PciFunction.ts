@@ -136,7 +136,8 @@ export class PciFunction {
    * memory space. The guest sizes it by writing all ones and reading back ~(size-1) | type bits.
    */
   defineBar(n: number, size: number, kind: "io" | "mem32"): void {
-    if (n < 0 || n > 5 || size <= 0 || (size & (size - 1)) !== 0) throw new RangeError(`Bad BAR ${String(n)} size ${String(size)}`);
+    if (n < 0 || n > 5 || size <= 0 || (size & (size - 1)) !== 0)
+      throw new RangeError(`Bad BAR ${String(n)} size ${String(size)}`);
     const io = kind === "io";
     if (size < (io ? 4 : 16)) size = io ? 4 : 16;
     this.#bars[n] = { size, io };

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts } from "../testing.ts";
 
 /** A machine with the PIC initialized the way Linux's init_8259A does (vectors 0x30/0x38). */
 function linuxPic(icw4 = 0x01): FakeMachine {
@@ -175,6 +175,28 @@ test("poll command returns 0x80|level and acknowledges; 0 when nothing is pendin
   assert.equal(readIsr(m, 0x20), 0x40);
 });
 
+test("ELCR switched to level with the line high requests at once; LTIM makes every input level", () => {
+  const m = linuxPic();
+  m.outb(0x21, 0x20); // mask IR5
+  m.irqs.setIrq(5, true);
+  assert.equal(m.irqs.controller!.acknowledge(), 0x37, "masked: spurious");
+  m.outb(0x21, 0x00);
+  assert.equal(m.irqs.controller!.acknowledge(), 0x35, "edge latched while masked");
+  m.outb(0x20, 0x65);
+  assert.equal(m.irqs.hasInterrupt(), false);
+  m.outb(0x4d0, 0x20);
+  assert.equal(m.irqs.hasInterrupt(), true, "level mode sees the high line");
+  m.outb(0x4d0, 0x00);
+  // ICW1 with LTIM: level-triggered for all inputs of the chip.
+  m.outb(0x20, 0x19);
+  m.outb(0x21, 0x30);
+  m.outb(0x21, 0x04);
+  m.outb(0x21, 0x01);
+  assert.equal(m.irqs.controller!.acknowledge(), 0x35);
+  m.outb(0x20, 0x20);
+  assert.equal(m.irqs.controller!.acknowledge(), 0x35, "still high: requested again after EOI");
+});
+
 test("random register writes never throw", () => {
   const m = linuxPic();
   for (let seed = 1; seed <= 5; seed++) {
@@ -187,7 +209,16 @@ test("saved-state conformance", () => {
   checkConformance({
     name: "i8259",
     setup: (m) => {
-      for (const [p, v] of [[0x20, 0x11], [0x21, 0x30], [0x21, 4], [0x21, 1], [0xa0, 0x11], [0xa1, 0x38], [0xa1, 2], [0xa1, 1]] as const)
+      for (const [p, v] of [
+        [0x20, 0x11],
+        [0x21, 0x30],
+        [0x21, 4],
+        [0x21, 1],
+        [0xa0, 0x11],
+        [0xa1, 0x38],
+        [0xa1, 2],
+        [0xa1, 1],
+      ] as const)
         m.outb(p, v);
       m.irqs.setIrq(4, true);
       m.irqs.controller!.acknowledge();
@@ -197,4 +228,14 @@ test("saved-state conformance", () => {
       m.outb(0x21, 0x55);
     },
   });
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "i8259" },
+    {
+      version: 1,
+      hex: "041000140030110401000700000000040000040c38110201000700000000",
+    },
+  );
 });

@@ -185,7 +185,6 @@ export class Pic8259 implements Device {
     spurious: StamCounter;
     spuriousSlave: StamCounter;
     eoi: StamCounter;
-    badReads: StamCounter;
     perIrq: StamCounter[];
   };
 
@@ -196,7 +195,6 @@ export class Pic8259 implements Device {
       spurious: ins.counter("SpuriousIrq7", "INTA with nothing pending on the master (vector of IR7)"),
       spuriousSlave: ins.counter("SpuriousIrq15", "INTA through the cascade with nothing pending on the slave"),
       eoi: ins.counter("Eoi", "EOI commands (OCW2)"),
-      badReads: ins.counter("BadAccess", "Accesses to ELCR bytes outside 0x4D0/0x4D1 or odd widths"),
       perIrq: Array.from({ length: 16 }, (_, i) => ins.counter(`Irq${String(i)}`, `IRQ ${String(i)} delivered`)),
     };
     ins.ioPorts.map(0x20, 2, this.#chipHandler(0), { sizes: [1], name: "i8259-master" });
@@ -208,7 +206,11 @@ export class Pic8259 implements Device {
         read: (off) => this.chips[(off & 1) as 0 | 1].elcr,
         write: (off, v) => {
           const i = (off & 1) as 0 | 1;
-          this.chips[i].elcr = v & ELCR_MASK[i];
+          const c = this.chips[i];
+          c.elcr = v & ELCR_MASK[i];
+          // Inputs now level-triggered show their current level in IRR.
+          const lm = c.levelMask();
+          c.irr = (c.irr & ~lm) | (c.lines & lm);
           this.#update();
         },
       },
@@ -236,8 +238,8 @@ export class Pic8259 implements Device {
 
   reset(): void {
     for (const c of this.chips) {
-      c.reset();
       c.elcr = 0;
+      c.reset();
     }
     this.#update();
   }
@@ -314,7 +316,11 @@ export class Pic8259 implements Device {
     return c.readIsr ? c.isr : c.irr;
   }
 
-  /** The poll byte: bit 7 = request pending, bits 2:0 = its level; the request is acknowledged. */
+  /**
+   * The poll byte: bit 7 = request pending, bits 2:0 = its level; the request is acknowledged.
+   * XXX(approx): polling the master when the cascade input wins acknowledges IR2 on the master
+   * only (the guest is expected to poll the slave next, as a polled-mode driver does).
+   */
   #pollRead(idx: 0 | 1): number {
     const c = this.chips[idx];
     const n = c.pending(idx === 0 ? CASCADE_IR : -1);
@@ -411,6 +417,11 @@ export class Pic8259 implements Device {
     if (v & OCW3_RR) c.readIsr = (v & OCW3_RIS) !== 0;
   }
 
+  /**
+   * Unit layout (version 1), no config part: per chip (master, slave) u8 IRR, ISR, IMR, input
+   * levels, ELCR, vector base, ICW1, ICW3, ICW4, init step, lowest-priority input; bool read-ISR,
+   * poll pending, special mask mode, rotate-in-AEOI.
+   */
   saveState(w: SsmUnitWriter): void {
     // No config part: the PC's PIC pair has no configuration.
     for (const c of this.chips) {
@@ -441,7 +452,8 @@ export class Pic8259 implements Device {
       c.imr = r.getU8();
       const savedLines = r.getU8();
       const elcr = r.getU8();
-      if (elcr & ~ELCR_MASK[i as 0 | 1]) throw badState(r, `ELCR${String(i + 1)} has edge-only bits set: 0x${elcr.toString(16)}`);
+      if (elcr & ~ELCR_MASK[i as 0 | 1])
+        throw badState(r, `ELCR${String(i + 1)} has edge-only bits set: 0x${elcr.toString(16)}`);
       c.elcr = elcr;
       const base = r.getU8();
       if (base & 7) throw badState(r, `vector base not 8-aligned: 0x${base.toString(16)}`);

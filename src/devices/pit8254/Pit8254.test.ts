@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts, loadUnit, saveUnit } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts, loadUnit, saveUnit } from "../testing.ts";
 import { PIT_HZ, ticksBetween, ticksToNs } from "./Pit8254.ts";
 
 /** PIC (Linux layout, vectors 0x30) + PIT. */
@@ -8,7 +8,18 @@ function machine(): FakeMachine {
   const m = new FakeMachine();
   m.add("i8259");
   m.add("i8254");
-  for (const [p, v] of [[0x20, 0x11], [0x21, 0x30], [0x21, 4], [0x21, 1], [0xa0, 0x11], [0xa1, 0x38], [0xa1, 2], [0xa1, 1], [0x21, 0], [0xa1, 0]] as const)
+  for (const [p, v] of [
+    [0x20, 0x11],
+    [0x21, 0x30],
+    [0x21, 4],
+    [0x21, 1],
+    [0xa0, 0x11],
+    [0xa1, 0x38],
+    [0xa1, 2],
+    [0xa1, 1],
+    [0x21, 0],
+    [0xa1, 0],
+  ] as const)
     m.outb(p, v);
   return m;
 }
@@ -181,6 +192,57 @@ test("port 0x61 refresh bit toggles with virtual time and low bits read back", (
   assert.notEqual(m.inb(0x61) & 0x10, a & 0x10);
 });
 
+test("gate-triggered modes on channel 2: mode 1 one-shot low pulse, mode 5 strobe after the trigger", () => {
+  const m = machine();
+  m.outb(0x61, 0x00);
+  m.outb(0x43, 0xb2); // ch2 mode 1
+  m.outb(0x42, 100);
+  m.outb(0x42, 0);
+  m.step(ticksToNs(500));
+  assert.equal(m.inb(0x61) & 0x20, 0x20, "OUT high until triggered");
+  m.outb(0x61, 0x01); // gate rising edge: trigger
+  m.step(ticksToNs(50));
+  assert.equal(m.inb(0x61) & 0x20, 0, "OUT low while counting");
+  m.step(ticksToNs(50));
+  assert.equal(m.inb(0x61) & 0x20, 0x20, "OUT high at terminal count");
+  m.outb(0x61, 0x00);
+  m.outb(0x43, 0xba); // ch2 mode 5
+  m.outb(0x42, 10);
+  m.outb(0x42, 0);
+  m.outb(0x61, 0x01);
+  m.step(ticksToNs(10));
+  assert.equal(m.inb(0x61) & 0x20, 0, "one-tick strobe at terminal count");
+  m.step(ticksToNs(1));
+  assert.equal(m.inb(0x61) & 0x20, 0x20);
+});
+
+test("mode 2 with the gate low stops counting and forces OUT high; the rising edge reloads", () => {
+  const m = machine();
+  m.outb(0x61, 0x01);
+  m.outb(0x43, 0xb4);
+  m.outb(0x42, 100);
+  m.outb(0x42, 0);
+  m.step(ticksToNs(30));
+  m.outb(0x61, 0x00);
+  m.step(ticksToNs(1000));
+  assert.equal(readCount(m, 0x42), 70);
+  assert.equal(m.inb(0x61) & 0x20, 0x20);
+  m.outb(0x61, 0x01);
+  m.step(ticksToNs(5));
+  assert.equal(readCount(m, 0x42), 95);
+});
+
+test("a save at a fractional virtual time works (bases are whole ns)", () => {
+  const m = machine();
+  m.step(1000.5);
+  m.outb(0x43, 0x34);
+  m.outb(0x40, 0x10);
+  m.outb(0x40, 0x00);
+  const d = m.pdm.find("i8254")!;
+  loadUnit(m, d, saveUnit(d));
+  assert.equal(readCount(m, 0x40), 0x10);
+});
+
 test("random register writes never throw", () => {
   const m = machine();
   for (let seed = 1; seed <= 5; seed++) fuzzPorts(m, [0x40, 0x41, 0x42, 0x43, 0x61, 0x20], 3000, seed);
@@ -220,4 +282,17 @@ test("a restored PIT keeps counting where it was and re-arms its timer", () => {
   assert.equal(readCount(b, 0x40), 700);
   b.step(ticksToNs(700));
   assert.equal(drainIrq0(b), 1);
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "i8254", before: ["i8259"] },
+    {
+      version: 1,
+      hex:
+        "010203009b2e01009b00ffffffff00ffffffff010100000000000000009b2e00000000000001000300000000000000ffffff" +
+        "ff00ffffffff01000000000000000000000000000000000001000300000000013400ffffffff00ffffffff01000000000000" +
+        "000000000000000000000000",
+    },
+  );
 });

@@ -81,7 +81,12 @@ function bcdToBin(v: number): number {
 }
 
 function binToBcd(v: number): number {
-  return ((Math.floor(v / 1000) % 10) << 12) | ((Math.floor(v / 100) % 10) << 8) | ((Math.floor(v / 10) % 10) << 4) | (v % 10);
+  return (
+    ((Math.floor(v / 1000) % 10) << 12) |
+    ((Math.floor(v / 100) % 10) << 8) |
+    ((Math.floor(v / 10) % 10) << 4) |
+    (v % 10)
+  );
 }
 
 /** One counter of the 8254. */
@@ -227,7 +232,8 @@ class Channel {
   /** Starts counting from `count` at `now`. */
   start(now: number, count: number): void {
     this.running = true;
-    this.base = now;
+    // Whole ns (the saved-state field is a u64; a ManualClock may stand at a fraction).
+    this.base = Math.floor(now);
     this.baseCount = count;
   }
 
@@ -243,7 +249,9 @@ class Channel {
 
   /** The status byte (read-back). */
   statusByte(now: number): number {
-    return (this.out(now) ? 0x80 : 0) | (this.loaded ? 0 : 0x40) | (this.access << 4) | (this.mode << 1) | (this.bcd ? 1 : 0);
+    return (
+      (this.out(now) ? 0x80 : 0) | (this.loaded ? 0 : 0x40) | (this.access << 4) | (this.mode << 1) | (this.bcd ? 1 : 0)
+    );
   }
 }
 
@@ -272,7 +280,12 @@ export class Pit8254 implements Device {
       { read: (off) => this.#read(off), write: (off, v) => this.#write(off, v) },
       { sizes: [1], name: "i8254" },
     );
-    ins.ioPorts.map(0x61, 1, { read: () => this.#readPortB(), write: (_o, v) => this.#writePortB(v) }, { sizes: [1], name: "i8254-port61" });
+    ins.ioPorts.map(
+      0x61,
+      1,
+      { read: () => this.#readPortB(), write: (_o, v) => this.#writePortB(v) },
+      { sizes: [1], name: "i8254-port61" },
+    );
     this.reset();
   }
 
@@ -462,7 +475,11 @@ export class Pit8254 implements Device {
     c.gate = gate;
     if (!gate) {
       if (c.mode === 0 || c.mode === 4) c.suspend(now);
-      else if (c.mode === 2 || c.mode === 3) c.running = false;
+      else if (c.mode === 2 || c.mode === 3) {
+        // Counting stops (OUT is forced high); the gate's rising edge reloads.
+        c.frozen = c.value(now);
+        c.running = false;
+      }
     } else if (c.loaded) {
       if (c.mode === 0 || c.mode === 4) {
         if (!c.running) c.start(now, c.frozen === 0 ? c.modulus : c.frozen);
@@ -491,6 +508,13 @@ export class Pit8254 implements Device {
     return (this.portB & 2) !== 0 && this.channels[2].out(this.#now);
   }
 
+  /**
+   * Unit layout (version 1), no config part: u8 port 0x61 bits 3:0; per channel u8 mode, u8
+   * access, bool BCD, u16 count register, bool loaded, bool/u8 pending LSB write, bool read
+   * toggle, i32 latched count (-1 none), bool latch toggle, i32 latched status (-1 none), bool
+   * gate, bool running, u64 base (virtual ns), u32 count at base, u32 frozen count, bool fired.
+   * The channel 0 timer and IRQ 0 level are derived on load.
+   */
   saveState(w: SsmUnitWriter): void {
     // No config part: the PIT has no configuration.
     w.putU8(this.portB);
@@ -544,7 +568,8 @@ export class Pit8254 implements Device {
       if (c.frozen > 0x10000) throw badState(r, `channel ${String(i)} frozen count ${String(c.frozen)}`);
       c.fired = r.getBool();
     }
-    if (this.channels[2].gate !== ((this.portB & 1) !== 0)) throw badState(r, "channel 2 gate disagrees with port 0x61");
+    if (this.channels[2].gate !== ((this.portB & 1) !== 0))
+      throw badState(r, "channel 2 gate disagrees with port 0x61");
     // Re-derive: IRQ 0 level and the channel 0 timer from the restored state and the clock.
     this.#syncIrq0();
   }
@@ -556,7 +581,9 @@ export class Pit8254 implements Device {
         `ch${String(i)}: mode=${String(c.mode)} rw=${String(c.access)} bcd=${String(c.bcd)} count=0x${c.count.toString(16)} value=0x${c.value(now).toString(16)} out=${String(c.out(now))} gate=${String(c.gate)} running=${String(c.running)}`,
       );
     });
-    out.line(`port61=0x${this.#readPortB().toString(16)} timer=${this.#timer.active ? String(this.#timer.deadline) : "stopped"}`);
+    out.line(
+      `port61=0x${this.#readPortB().toString(16)} timer=${this.#timer.active ? String(this.#timer.deadline) : "stopped"}`,
+    );
   }
 }
 

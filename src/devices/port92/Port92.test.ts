@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts } from "../testing.ts";
 
 test("port 0x92: bit 1 drives A20 and reads it back; bit 0 rising edge requests a reset", () => {
   const m = new FakeMachine();
@@ -31,4 +31,14 @@ test("port 0x92 fuzz", () => {
 
 test("port 0x92 saved-state conformance", () => {
   checkConformance({ name: "port92", setup: (m) => m.outb(0x92, 0x0a), mutate: (m) => m.outb(0x92, 0x31) });
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "port92" },
+    {
+      version: 1,
+      hex: "08",
+    },
+  );
 });

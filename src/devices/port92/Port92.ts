@@ -40,7 +40,12 @@ export class Port92 implements Device {
       resets: ins.counter("FastResets", "Resets requested through bit 0"),
       a20: ins.counter("A20Changes", "A20 gate changes through bit 1"),
     };
-    ins.ioPorts.map(0x92, 1, { read: () => this.#read(), write: (_o, v) => this.#write(v) }, { sizes: [1], name: "port92" });
+    ins.ioPorts.map(
+      0x92,
+      1,
+      { read: () => this.#read(), write: (_o, v) => this.#write(v) },
+      { sizes: [1], name: "port92" },
+    );
     this.reset();
   }
 

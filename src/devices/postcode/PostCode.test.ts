@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts } from "../testing.ts";
 
 test("port 0x80 keeps the last code and counts writes; no report without Config Report", () => {
   const m = new FakeMachine({ backends: ["post"] });
@@ -28,4 +28,14 @@ test("Config Report sends codes to the 'post' backend when present, and works wi
 
 test("port 0x80 saved-state conformance", () => {
   checkConformance({ name: "postcode", setup: (m) => m.outb(0x80, 0x10), mutate: (m) => m.outb(0x80, 0x20) });
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "postcode" },
+    {
+      version: 1,
+      hex: "10",
+    },
+  );
 });

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts } from "../testing.ts";
 
 const START = "2024-02-29T23:59:58Z";
 
@@ -8,7 +8,18 @@ function machine(config: Record<string, number | string> = {}): FakeMachine {
   const m = new FakeMachine();
   m.add("i8259");
   m.add("mc146818", { StartTime: START, ...config });
-  for (const [p, v] of [[0x20, 0x11], [0x21, 0x30], [0x21, 4], [0x21, 1], [0xa0, 0x11], [0xa1, 0x38], [0xa1, 2], [0xa1, 1], [0x21, 0], [0xa1, 0]] as const)
+  for (const [p, v] of [
+    [0x20, 0x11],
+    [0x21, 0x30],
+    [0x21, 4],
+    [0x21, 1],
+    [0xa0, 0x11],
+    [0xa1, 0x38],
+    [0xa1, 2],
+    [0xa1, 1],
+    [0x21, 0],
+    [0xa1, 0],
+  ] as const)
     m.outb(p, v);
   return m;
 }
@@ -62,7 +73,11 @@ test("setting the time with SET halts updates; clearing SET resumes from the wri
   setCmos(m, 0x02, 0x20);
   setCmos(m, 0x00, 0x30);
   m.step(5e9);
-  assert.deepEqual(clock(m), [0x30, 0x20, 0x10, 0x05, 0x31, 0x12, 0x99], "frozen while SET (2099-12-31 is a Thursday: 5)");
+  assert.deepEqual(
+    clock(m),
+    [0x30, 0x20, 0x10, 0x05, 0x31, 0x12, 0x99],
+    "frozen while SET (2099-12-31 is a Thursday: 5)",
+  );
   setCmos(m, 0x0b, 0x02);
   m.step(1e9);
   assert.equal(cmos(m, 0), 0x31);
@@ -149,6 +164,21 @@ test("CMOS memory size fields from RamSize; NVRAM bytes read back; index masks t
   assert.equal(m.inb(0x70), 0xff, "index port is write-only");
 });
 
+test("writing hours in 12-hour BCD mode and the century register", () => {
+  const m = machine();
+  setCmos(m, 0x0b, 0x80); // SET, BCD, 12-hour
+  setCmos(m, 0x04, 0x80 | 0x12); // 12 PM = 12:xx
+  setCmos(m, 0x32, 0x21); // 21st century → 2124
+  setCmos(m, 0x0b, 0x82);
+  assert.equal(cmos(m, 0x04), 0x12);
+  assert.equal(cmos(m, 0x09), 0x24);
+  assert.equal(cmos(m, 0x32), 0x21);
+  setCmos(m, 0x0b, 0x80);
+  setCmos(m, 0x04, 0x12); // 12 AM = 00:xx
+  setCmos(m, 0x0b, 0x02);
+  assert.equal(cmos(m, 0x04), 0x00);
+});
+
 test("random register writes never throw", () => {
   const m = machine();
   for (let seed = 1; seed <= 5; seed++) fuzzPorts(m, [0x70, 0x71, 0x71, 0x71], 3000, seed);
@@ -170,4 +200,18 @@ test("saved-state conformance", () => {
     },
     mismatchConfig: { StartTime: START, Irq: 9 },
   });
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "mc146818", config: { StartTime: START }, before: ["i8259"] },
+    {
+      version: 1,
+      hex:
+        "7000080000000000000000000026520080000000000000020400000000000000000000000000000000000000000000000000" +
+        "0600002000000000000000000000000000000000000000000000000000000000007700000000000000000000000000000000" +
+        "0000000000000000000000000000000000000000000000000000000000000050000000809f4678d941000000000000000000" +
+        "00809f4678d941400000000000000000",
+    },
+  );
 });

@@ -90,7 +90,8 @@ function parseStart(cfg: CfgmNode): number | null {
   if (typeof v === "number") return v;
   if (typeof v === "string") {
     const ms = Date.parse(v);
-    if (Number.isNaN(ms)) throw new VBoxError(Status.VERR_INVALID_PARAMETER, `Invalid date in ${cfg.path}/StartTime: ${v}`);
+    if (Number.isNaN(ms))
+      throw new VBoxError(Status.VERR_INVALID_PARAMETER, `Invalid date in ${cfg.path}/StartTime: ${v}`);
     return Math.floor(ms / 1000);
   }
   throw new VBoxError(Status.VERR_CFGM_NOT_INTEGER, `${cfg.path}/StartTime must be epoch seconds or a date string`);
@@ -123,7 +124,14 @@ export class Rtc146818 implements Device {
   checkedNs = 0;
   /** Index of the next periodic boundary the periodic timer is armed for. */
   #nextPeriodic = 0;
-  readonly #stat: { irq: StamCounter; periodic: StamCounter; update: StamCounter; alarm: StamCounter; cReads: StamCounter };
+  readonly #stat: {
+    irq: StamCounter;
+    periodic: StamCounter;
+    update: StamCounter;
+    alarm: StamCounter;
+    cReads: StamCounter;
+    bad: StamCounter;
+  };
 
   constructor(ins: DevIns, cfg: CfgmNode) {
     this.#ins = ins;
@@ -139,6 +147,7 @@ export class Rtc146818 implements Device {
       update: ins.counter("UpdateEnded", "Update-ended events seen by the timer"),
       alarm: ins.counter("Alarm", "Alarm matches"),
       cReads: ins.counter("RegCReads", "Reads of register C (acknowledge)"),
+      bad: ins.counter("BadAccess", "Reads of the write-only index port and writes to read-only C/D"),
     };
     ins.ioPorts.map(
       this.#ioBase,
@@ -214,6 +223,7 @@ export class Rtc146818 implements Device {
 
   /** Sets the current time (epoch seconds) keeping the divider phase. */
   #setSeconds(now: number, secs: number): void {
+    if (!Number.isFinite(secs)) return; // a date Date.UTC cannot represent: keep the old time
     if (this.#halted()) this.frozenSec = secs;
     else this.epochAtPhase = secs - Math.floor((now - this.phaseNs) / NS_PER_S);
   }
@@ -232,10 +242,16 @@ export class Rtc146818 implements Device {
   #catchUp(now: number): void {
     if (now <= this.checkedNs) return;
     const period = this.#periodNs();
-    if (period > 0 && Math.floor((now - this.phaseNs) / period) > Math.floor((this.checkedNs - this.phaseNs) / period)) {
+    if (
+      period > 0 &&
+      Math.floor((now - this.phaseNs) / period) > Math.floor((this.checkedNs - this.phaseNs) / period)
+    ) {
       this.flags |= C_PF;
     }
-    if (!this.#halted() && Math.floor((now - this.phaseNs) / NS_PER_S) > Math.floor((this.checkedNs - this.phaseNs) / NS_PER_S)) {
+    if (
+      !this.#halted() &&
+      Math.floor((now - this.phaseNs) / NS_PER_S) > Math.floor((this.checkedNs - this.phaseNs) / NS_PER_S)
+    ) {
       this.flags |= C_UF;
       // XXX(approx): with AIE clear, the alarm is compared with the current second only.
       if (this.#alarmMatches(now)) this.flags |= C_AF;
@@ -389,7 +405,10 @@ export class Rtc146818 implements Device {
   }
 
   #read(off: number): number {
-    if (off === 0) return 0xff; // the index port is write-only on the AT
+    if (off === 0) {
+      this.#stat.bad.value++;
+      return 0xff; // the index port is write-only on the AT
+    }
     const now = this.#now;
     const i = this.index;
     switch (i) {
@@ -473,6 +492,7 @@ export class Rtc146818 implements Device {
       }
       case REG_C:
       case REG_D:
+        this.#stat.bad.value++;
         return; // read-only
       default:
         this.cmos[i] = v;
@@ -484,6 +504,12 @@ export class Rtc146818 implements Device {
     return this.nmiDisabled;
   }
 
+  /**
+   * Unit layout (version 1): config part u16 IOBase, u8 IRQ; then 128 bytes CMOS (time bytes
+   * 0x00/0x02/0x04/0x06–0x09 unused: the time is computed), u8 index, bool NMI disabled, f64
+   * epoch seconds at the divider phase, f64 phase origin (virtual ns), f64 frozen time, u8
+   * pending C flags, f64 time up to which PF/UF were accounted.
+   */
   saveState(w: SsmUnitWriter): void {
     // Config part.
     w.putU16(this.#ioBase);
@@ -512,7 +538,12 @@ export class Rtc146818 implements Device {
     const frozen = r.getF64();
     const flags = r.getU8();
     const checked = r.getF64();
-    for (const [n, v] of [["epoch", epoch], ["phase", phase], ["frozen time", frozen], ["check time", checked]] as const) {
+    for (const [n, v] of [
+      ["epoch", epoch],
+      ["phase", phase],
+      ["frozen time", frozen],
+      ["check time", checked],
+    ] as const) {
       if (!Number.isFinite(v)) throw badState(r, `${n} is not finite`);
     }
     if (flags & ~(C_PF | C_AF | C_UF)) throw badState(r, `register C flags 0x${flags.toString(16)}`);

@@ -1,9 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeMachine, checkConformance, fuzzPorts } from "../testing.ts";
+import { FakeMachine, checkConformance, checkFixture, fuzzPorts } from "../testing.ts";
 
 const COM1 = 0x3f8;
-const THR = COM1, IER = COM1 + 1, IIR = COM1 + 2, FCR = COM1 + 2, LCR = COM1 + 3, MCR = COM1 + 4, LSR = COM1 + 5, MSR = COM1 + 6, SCR = COM1 + 7;
+const THR = COM1,
+  IER = COM1 + 1,
+  IIR = COM1 + 2,
+  FCR = COM1 + 2,
+  LCR = COM1 + 3,
+  MCR = COM1 + 4,
+  LSR = COM1 + 5,
+  MSR = COM1 + 6,
+  SCR = COM1 + 7;
 
 function machine(): FakeMachine {
   const m = new FakeMachine({ backends: ["serial0", "serial1"] });
@@ -168,6 +176,24 @@ test("COM2 defaults: instance 1 at 0x2F8 on IRQ 3 with backend serial1", () => {
   assert.deepEqual(backend(m, "serial0").written, []);
 });
 
+test("IIR priorities: line status over received data over THRE; the timeout clears on a read", () => {
+  const m = machine();
+  m.outb(FCR, 0xc1); // trigger 14
+  m.outb(MCR, 0x18); // loopback (IRQ pin off), for overrun
+  m.outb(IER, 0x07);
+  assert.equal(m.inb(IIR), 0xc2, "THRE alone");
+  for (let i = 0; i < 17; i++) m.outb(THR, 0x30 + i); // 16 fit, the 17th overruns
+  assert.equal(m.inb(IIR), 0xc6, "RLS first");
+  m.inb(LSR);
+  assert.equal(m.inb(IIR), 0xc4, "then RDA (16 >= 14)");
+  for (let i = 0; i < 14; i++) m.inb(THR);
+  assert.equal(m.inb(IIR) & 0x0f, 0x02, "2 bytes below the trigger, no timeout yet: THRE");
+  m.step(1_000_000);
+  assert.equal(m.inb(IIR), 0xcc, "character timeout");
+  m.inb(THR);
+  assert.notEqual(m.inb(IIR) & 0x0f, 0x0c, "reading a byte clears the timeout");
+});
+
 test("random register writes never throw (with and without a backend)", () => {
   const m = machine();
   const ports = Array.from({ length: 8 }, (_, i) => COM1 + i);
@@ -197,4 +223,16 @@ test("saved-state conformance", () => {
     },
     mismatchConfig: { IOBase: COM1, IRQ: 3 },
   });
+});
+
+test("saved-state fixture of version 1 still loads (and saves back unchanged while current)", () => {
+  checkFixture(
+    { name: "serial", config: { IOBase: COM1, IRQ: 4 }, backends: ["serial0"] },
+    {
+      version: 1,
+      hex:
+        "f8030403000b00010001021000000068656c6c6f2c2074686973206973206d160000006f7265207468616e20736978746565" +
+        "6e206279746573000100000170b5030000000000",
+    },
+  );
 });

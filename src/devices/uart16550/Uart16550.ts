@@ -252,7 +252,12 @@ export class Uart16550 implements Device {
   /** Modem status inputs: wired to MCR in loopback, a connected line otherwise. */
   #msrLines(mcr = this.mcr): number {
     if (!(mcr & MCR_LOOP)) return MSR_CONNECTED;
-    return (mcr & MCR_RTS ? MSR_CTS : 0) | (mcr & MCR_DTR ? MSR_DSR : 0) | (mcr & MCR_OUT1 ? MSR_RI : 0) | (mcr & MCR_OUT2 ? MSR_DCD : 0);
+    return (
+      (mcr & MCR_RTS ? MSR_CTS : 0) |
+      (mcr & MCR_DTR ? MSR_DSR : 0) |
+      (mcr & MCR_OUT1 ? MSR_RI : 0) |
+      (mcr & MCR_OUT2 ? MSR_DCD : 0)
+    );
   }
 
   /** The highest-priority pending interrupt as IIR bits 3:0. */
@@ -401,6 +406,11 @@ export class Uart16550 implements Device {
     if (changed & MSR_DCD) this.msrDelta |= 0x08;
   }
 
+  /**
+   * Unit layout (version 1): config part u16 IOBase, u8 IRQ; then u8 IER, LCR, MCR, SCR, DLL,
+   * DLM; bool FIFO enabled; u8 trigger index; bytes RX FIFO; bytes host backlog; bool overrun,
+   * THRE pending, timeout pending; u8 MSR deltas; RX-timeout deadline (bool armed + u64 ns).
+   */
   saveState(w: SsmUnitWriter): void {
     // Config part (the backend is a constructor argument, never saved).
     w.putU16(this.#ioBase);

@@ -14,7 +14,10 @@ import {
   VMR3AtResetDeregisterInternal,
   VMR3AtResetRegister,
   VMR3AtResetRegisterInternal,
-  VMR3ReqCall, VMSetError, type Out, type VMReq } from "../vmapi.ts";
+  VMR3ReqAlloc,
+  VMR3ReqCall,
+  VMR3ReqFree,
+  VMR3ReqQueue, VMSetError, type Out, type VMReq } from "../vmapi.ts";
 
 /** Returns its argument. */
 export function echo(_vm: EmtVM, x: unknown): unknown {
@@ -70,6 +73,18 @@ export async function nested(vm: EmtVM, a: number, b: number): Promise<number[]>
   const out: Out<VMReq> = { value: null };
   const rc = await VMR3ReqCall(vm, out, 0, "add", 2, a, b);
   return [rc, out.value?.iStatus ?? -1, out.value?.enmState ?? -1];
+}
+
+/** VMR3ReqAlloc + VMR3ReqQueue on the EMT: the packet runs at once. Returns [rc, iStatus, state]. */
+export async function allocQueue(vm: EmtVM, a: number, b: number): Promise<number[]> {
+  const out: Out<VMReq> = { value: null };
+  const rc0 = VMR3ReqAlloc(vm, out, 1);
+  const req = out.value!;
+  req.u.Internal.pfn = "add";
+  req.u.Internal.cArgs = 2;
+  req.u.Internal.aArgs = [a, b];
+  const rc = await VMR3ReqQueue(req, 0);
+  return [rc0, rc, req.iStatus, req.enmState, VMR3ReqFree(req), await VMR3ReqQueue(req, 0)];
 }
 
 const resetLog: string[] = [];
@@ -151,6 +166,7 @@ for (const [name, fn] of Object.entries({
   raiseError,
   recordError,
   nested,
+  allocQueue,
   hookReset,
   unhookReset,
   getResetLog,
@@ -172,12 +188,12 @@ class BusyDevice implements Device {
   readonly busyUs: number;
   constructor(ins: DevIns, busyUs: number, periodUs: number) {
     this.busyUs = busyUs;
-    const t = ins.timer("busy", (now) => {
+    const t = ins.timer("busy", () => {
       const end = performance.now() + this.busyUs / 1000;
       while (performance.now() < end) {
         /* busy */
       }
-      t.setDeadline(now + periodUs * 1000);
+      t.setRelative(periodUs * 1000);
     });
     t.setRelative(0);
   }
