@@ -52,12 +52,6 @@ import type { Format } from "./fpu/num.ts";
 // otherwise call an export getter on every use in the hot paths.
 const { CR0, F, SReg, Slot, Vec } = stateMod;
 const {
-  CR0,
-  F,
-  SReg,
-  Slot,
-  Vec } from "./state.ts";
-import {
   Cls,
   DOUBLE,
   EXTENDED,
