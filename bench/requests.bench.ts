@@ -5,6 +5,7 @@
  * with a test device keeping the EMT in CPU-bound timer callbacks (`BusyUs` at a time, back to
  * back), from the main thread. Each case runs three rounds; the medians of the rounds are printed.
  */
+import { Worker } from "node:worker_threads";
 import { VM } from "../src/vm/Vm.ts";
 
 const FNS = new URL("../src/vm/testing/reqfns.ts", import.meta.url).href;
@@ -43,6 +44,21 @@ export default async function requestsBench(): Promise<void> {
   await idle.suspend();
   const a = await rounds(idle, 3000);
   console.log(`request round trip, EMT idle (suspended): p50 ${a.p50.toFixed(1)} µs  p99 ${a.p99.toFixed(1)} µs  (3 × 3000, medians)`);
+  const wl: number[][] = [];
+  for (let r = 0; r < 3; r++) {
+    const desc = idle.share();
+    const worker = new Worker(new URL("../src/vm/testing/requester.mjs", import.meta.url), {
+      workerData: { desc, w: 0, count: 3000, window: 1, latency: true },
+      transferList: desc.transfer,
+    });
+    wl.push(await new Promise<number[]>((resolve, reject) => {
+      worker.once("message", (m: { lat: number[] }) => resolve(m.lat));
+      worker.once("error", reject);
+    }));
+  }
+  console.log(
+    `request round trip, EMT idle (suspended), from another worker thread: p50 ${median(wl.map((l) => pct(l, 0.5))).toFixed(1)} µs  p99 ${median(wl.map((l) => pct(l, 0.99))).toFixed(1)} µs  (3 × 3000, medians)`,
+  );
   await idle.resume();
   const r = await rounds(idle, 500);
   const ins = (await idle.stats("/CPU/Instructions"))[0]?.value ?? 0;

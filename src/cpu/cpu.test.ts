@@ -239,8 +239,9 @@ test("REP MOVSD copies in chunks (interruptible), REPE CMPSB stops at a differen
   for (let i = 0; i < n * 4; i++) m.mem.ram[0x100000 + i] = (i * 7) & 0xff;
   // mov esi,0x100000; mov edi,0x180000; mov ecx,n; cld; rep movsd; hlt
   load(m, [0xbe, 0, 0, 0x10, 0, 0xbf, 0, 0, 0x18, 0, 0xb9, n & 0xff, (n >> 8) & 0xff, n >> 16, 0, 0xfc, 0xf3, 0xa5, 0xf4], 32);
-  assert.equal(m.cpu.run(6), CpuExit.BUDGET); // 4 setup instructions, then two REP chunks of 4096
-  assert.equal(m.cpu.r32[1], n - 2 * 4096);
+  assert.equal(m.cpu.run(6), CpuExit.BUDGET); // 4 setup instructions, then two REP chunks
+  assert.ok(m.cpu.r32[1]! > 0 && m.cpu.r32[1]! < n, "the REP is interruptible between chunks");
+  assert.equal(m.cpu.i32[Slot.EIP], 0x1010); // back at the REP MOVSD
   assert.equal(run(m), CpuExit.HALTED);
   assert.equal(m.cpu.r32[1], 0);
   assert.equal(m.cpu.r32[6], 0x100000 + n * 4);
@@ -436,4 +437,107 @@ test("protected mode segment checks: read-only data, limits, expand-down, null s
   cpu.read8(SReg.FS, 0);
   assert.equal(cpu.faulted, true);
   assert.equal(cpu.excVector, 13);
+});
+
+test("REP STOSD/MOVSB bulk path: page crossings, overlap, 16-bit wrap stop, code page invalidation", () => {
+  const m = machine();
+  // mov edi,0x3ffe; mov ecx,0x801; mov eax,0x11223344; rep stosd  (ends at 0x3ffe + 0x2004)
+  // mov esi,0x5000; mov edi,0x5001; mov ecx,0x10; rep movsb (overlap: replicates byte 0x5000)
+  load(
+    m,
+    [
+      0xbf, 0xfe, 0x3f, 0, 0, 0xb9, 0x01, 0x08, 0, 0, 0xb8, 0x44, 0x33, 0x22, 0x11, 0xfc, 0xf3, 0xab,
+      0xbe, 0x00, 0x90, 0, 0, 0xbf, 0x01, 0x90, 0, 0, 0xb9, 0x10, 0, 0, 0, 0xf3, 0xa4, 0xf4,
+    ],
+    32,
+  );
+  m.mem.ram[0x9000] = 0xab;
+  assert.equal(run(m), CpuExit.HALTED);
+  for (let a = 0x3ffe; a < 0x3ffe + 0x801 * 4; a += 4) assert.equal(u32(m.mem.ram[a]! | (m.mem.ram[a + 1]! << 8) | (m.mem.ram[a + 2]! << 16) | (m.mem.ram[a + 3]! << 24)), 0x11223344);
+  assert.equal(m.mem.ram[0x3ffe + 0x801 * 4], 0);
+  assert.equal(m.mem.ram[0x3ffd], 0);
+  for (let a = 0x9000; a <= 0x9010; a++) assert.equal(m.mem.ram[a], 0xab);
+  assert.equal(m.cpu.r32[7], 0x9011);
+
+  // 16-bit addressing: DI wraps from 0xFFFE to 0 (no fault); a word at 0xFFFF faults (#GP) after
+  // the elements before it are done
+  const m2 = machine();
+  ivt(m2, 13, 0x2000, [0xf4]);
+  // mov di,0xfff0; mov cx,0x20; mov ax,0x5555; rep stosw; hlt  (ES = 0x1000)
+  load(m2, [0xbf, 0xf0, 0xff, 0xb9, 0x20, 0x00, 0xb8, 0x55, 0x55, 0xf3, 0xab, 0xf4], 16);
+  m2.cpu.segSel[SReg.ES] = 0x1000;
+  m2.cpu.segBase[SReg.ES] = 0x10000;
+  assert.equal(run(m2), CpuExit.HALTED);
+  assert.equal(m2.cpu.i32[Slot.EIP], 0x100c);
+  assert.equal(m2.cpu.r16[2], 0);
+  assert.equal(m2.cpu.r16[14], 0x30);
+  assert.equal(m2.mem.ram[0x1fffe], 0x55);
+  assert.equal(m2.mem.ram[0x1002f], 0x55);
+  assert.equal(m2.mem.ram[0x10030], 0);
+  const m4 = machine();
+  ivt(m4, 13, 0x2000, [0xf4]);
+  load(m4, [0xbf, 0xf1, 0xff, 0xb9, 0x20, 0x00, 0xb8, 0x55, 0x55, 0xf3, 0xab, 0xf4], 16);
+  m4.cpu.segSel[SReg.ES] = 0x1000;
+  m4.cpu.segBase[SReg.ES] = 0x10000;
+  assert.equal(run(m4), CpuExit.HALTED);
+  assert.equal(m4.cpu.i32[Slot.EIP], 0x2001);
+  assert.equal(m4.cpu.r16[2], 0x20 - 7);
+  assert.equal(m4.cpu.r16[14], 0xffff);
+
+  // rep stosb over code that was executed: the new bytes are seen
+  const m3 = machine();
+  // L: nop x4 at 0x1010; first pass runs them, then rep stosb writes INC EAX (0x40) over them
+  const code = [0x31, 0xc0, 0xb1, 0x02]; // xor eax,eax; mov cl,2
+  code.push(0x90, 0x90, 0x90, 0x90); // 0x1004: L
+  code.push(0x51, 0xbf, 0x04, 0x10, 0, 0, 0xb9, 4, 0, 0, 0, 0x50, 0xb0, 0x40, 0xf3, 0xaa, 0x58, 0x59); // push ecx; mov edi,L; mov ecx,4; push eax; mov al,0x40; rep stosb; pop eax; pop ecx
+  code.push(0xfe, 0xc9, 0x75, 0x100 - (code.length + 4 - 4)); // dec cl; jnz L
+  code.push(0xf4);
+  load(m3, code, 32);
+  assert.equal(run(m3), CpuExit.HALTED);
+  assert.equal(m3.cpu.r32[0], 4);
+});
+
+test("paging: an instruction crossing into a not-present page faults (#PF, CR2, restart EIP)", () => {
+  const m = machine();
+  const { cpu, mem } = m;
+  const ram = mem.ram;
+  const w32 = (a: number, v: number): void => {
+    ram[a] = v & 0xff;
+    ram[a + 1] = (v >>> 8) & 0xff;
+    ram[a + 2] = (v >>> 16) & 0xff;
+    ram[a + 3] = (v >>> 24) & 0xff;
+  };
+  // page directory at 0x10000 → page table at 0x11000 identity-mapping 4 MiB except page 5
+  w32(0x10000, 0x11000 | 3);
+  for (let p = 0; p < 1024; p++) if (p !== 5) w32(0x11000 + p * 4, (p << 12) | 3);
+  // GDT at 0x13000: null, flat code 0x08, flat data 0x10; IDT at 0x12000: #PF → 0x08:0x6000
+  ram.set([0xff, 0xff, 0, 0, 0, 0x9a, 0xcf, 0], 0x13008);
+  ram.set([0xff, 0xff, 0, 0, 0, 0x92, 0xcf, 0], 0x13010);
+  ram.set([0x00, 0x60, 0x08, 0x00, 0x00, 0x8e, 0x00, 0x00], 0x12000 + 14 * 8);
+  ram[0x6000] = 0xf4;
+  load(m, [], 32, 0x4ffe);
+  ram.set([0xb8, 1, 2, 3, 4], 0x4ffe); // mov eax, imm32 crossing into page 5 (bytes there never read)
+  cpu.codeWritten(0x4000, 0x2000);
+  cpu.i32[Slot.GDTR_BASE] = 0x13000;
+  cpu.i32[Slot.GDTR_LIMIT] = 0x17;
+  cpu.i32[Slot.IDTR_BASE] = 0x12000;
+  cpu.i32[Slot.IDTR_LIMIT] = 0x7ff;
+  cpu.segSel[SReg.CS] = 0x08;
+  cpu.segAttr[SReg.CS] = 0xc09b;
+  for (const sr of [SReg.DS, SReg.ES, SReg.SS]) {
+    cpu.segSel[sr] = 0x10;
+    cpu.segAttr[sr] = 0xc093;
+  }
+  cpu.i32[Slot.CR3] = 0x10000;
+  cpu.i32[Slot.CR0] = (0x80000011 | 0) | (cpu.i32[Slot.CR0]! & 0x60000000);
+  cpu.modeChanged();
+  cpu.mmu.flush(true);
+  cpu.pagingChanged();
+  assert.equal(run(m), CpuExit.HALTED);
+  assert.equal(cpu.i32[Slot.EIP], 0x6001);
+  assert.equal(u32(cpu.i32[Slot.CR2]!), 0x5000);
+  const sp = cpu.r32[4]!;
+  assert.equal(mem.ram32[sp >> 2], 0); // error code: not present, read, supervisor
+  assert.equal(mem.ram32[(sp + 4) >> 2], 0x4ffe); // the faulting instruction restarts
+  assert.notEqual(cpu.r32[0], 0x04030201);
 });

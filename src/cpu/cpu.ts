@@ -295,6 +295,37 @@ export class Cpu implements CpuCore {
     return true;
   }
 
+  /**
+   * Fast-path probe for bulk accesses (REP string instructions): true when [off, off+len) of the
+   * segment is accessible without any check that could fault (plain expand-up segment, inside the
+   * limit). Never raises; false means "take the per-element path".
+   */
+  spanOk(seg: number, off: number, len: number, write: boolean): boolean {
+    const o = off >>> 0;
+    return o + len - 1 <= this.segLimit[seg]! >>> 0 && (this.#rights(seg) & (write ? 2 : 1)) !== 0;
+  }
+
+  /**
+   * Physical address of a linear address for a bulk data access in RAM, or -1 when the page is not
+   * plain RAM (the caller takes the per-element path). A #PF is raised (and -1 returned, with
+   * `faulted` set) exactly as the access itself would raise it.
+   */
+  ramAddr(lin: number, write: boolean): number {
+    let phys: number;
+    if (this.i32[Slot.CR0]! < 0) {
+      const t = (this.mmu as unknown as MmuTranslate).translate;
+      if (t === undefined) return -1;
+      phys = t.call(this.mmu, lin, write, this.i32[Slot.CPL] === 3);
+      if (phys < 0 || this.faulted) return -1;
+    } else {
+      phys = lin >>> 0;
+    }
+    phys = (phys & this.bus.mem.a20Mask) >>> 0;
+    const mem = this.bus.mem;
+    if (phys >= mem.ramSize || !mem.isRamPage(phys >>> 12)) return -1;
+    return phys;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Stack
 

@@ -103,7 +103,10 @@ test("reset/FNINIT state: CW 037F, SW 0, all tags empty, pointers 0", () => {
 
 test("FLD/FSTP m32 and m64 round trips keep bits (zeros, denormals, infinities, QNaNs)", () => {
   const b = box();
-  const f32 = [0, 0x80000000, 0x3f800000, 0x00000001, 0x807fffff, 0x7f7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc12345, 0x00800000];
+  const f32 = [
+    0, 0x80000000, 0x3f800000, 0x00000001, 0x807fffff, 0x7f7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc12345,
+    0x00800000,
+  ];
   for (const bits of f32) {
     b.dv.setUint32(A, bits, true);
     m(b, 0xd9, 0);
@@ -612,7 +615,10 @@ test("FNSTENV/FLDENV real-mode layouts store linear pointers; FNSTENV masks exce
   r(b, 0xdb, 0xe3);
   m(b, 0xd9, 4, A2 + 0x100);
   m(b, 0xd9, 6, A2 + 0x180);
-  assert.deepEqual(new Uint8Array(b.mem.ram.slice(A2 + 0x180, A2 + 0x180 + 14)), new Uint8Array(b.mem.ram.slice(A2 + 0x100, A2 + 0x100 + 14)));
+  assert.deepEqual(
+    new Uint8Array(b.mem.ram.slice(A2 + 0x180, A2 + 0x180 + 14)),
+    new Uint8Array(b.mem.ram.slice(A2 + 0x100, A2 + 0x100 + 14)),
+  );
 });
 
 test("unmasked exception: #MF at the next waiting instruction (CR0.NE=1), IRQ 13 with NE=0", () => {
@@ -648,6 +654,14 @@ test("unmasked exception: #MF at the next waiting instruction (CR0.NE=1), IRQ 13
   assert.equal(b.irqs.levels[13], 1);
   r(b, 0xd8, 0xc1);
   assert.equal(b.cpu.faulted, false);
+  // Wired FERR#: the hook is called instead of the IRQ router.
+  let ferr = 0;
+  b.cpu.fpu.onFerr = () => {
+    ferr++;
+  };
+  r(b, 0xdb, 0xe2);
+  r(b, 0xd8, 0xf1);
+  assert.equal(ferr, 1);
   // FLDCW unmasking an already-set flag makes it pending.
   const c = box();
   ld(c, 1);
@@ -815,11 +829,13 @@ test("FPREM equals fmod and FPREM1 the IEEE remainder (exact); quotient bits in 
     return [b.cpu.fpu.stDouble(0), sw(b)];
   };
   const ieeeRem = (x: number, y: number): number => {
-    // exact with doubles for moderate quotients
-    const q = x / y;
-    let n = Math.round(q);
-    if (Math.abs(q - Math.trunc(q)) === 0.5) n = 2 * Math.round(q / 2);
-    return x - n * y;
+    // exact: fmod (JS %) and the quotient's parity from fmod by 2|y|
+    const ay = Math.abs(y);
+    const rr = x % ay;
+    const odd = Math.abs(x % (2 * ay)) >= ay;
+    const a = Math.abs(rr);
+    if (a > ay / 2 || (a === ay / 2 && odd)) return rr - Math.sign(rr) * ay;
+    return rr;
   };
   const pairs: [number, number][] = [
     [5.3, 2],
@@ -840,6 +856,12 @@ test("FPREM equals fmod and FPREM1 the IEEE remainder (exact); quotient bits in 
     [5, 2],
     [-11, 4],
     [1.75, 1],
+    [0.75, 1],
+    [-0.75, 1],
+    [0.5, 1],
+    [0.3, 1],
+    [1e300, 3],
+    [2 ** 70 + 2 ** 20, 3],
   ] as const) {
     assert.equal(run(x, y, true)[0], ieeeRem(x, y), `fprem1 ${String(x)} ${String(y)}`);
   }
@@ -997,7 +1019,14 @@ test("the x87 state is in the CPU state buffer: snapshot/restore carries it", ()
 // Exact extended arithmetic against a BigInt reference (tests only: BigInt is fine here).
 
 /** Rounds sign * (N * 2^E + sticky) to `bits` significant bits → 80-bit [se, hi, lo]. */
-function refRound(sign: number, N: bigint, E: number, sticky: boolean, bits: number, rc: number): [number, number, number] {
+function refRound(
+  sign: number,
+  N: bigint,
+  E: number,
+  sticky: boolean,
+  bits: number,
+  rc: number,
+): [number, number, number] {
   const L = N.toString(2).length;
   const shift = L - bits;
   let keep: bigint;
@@ -1088,14 +1117,26 @@ test("FADD/FSUB/FMUL/FDIV/FSQRT are exact with 64-bit mantissas in every roundin
           if (sum === 0n) assert.deepEqual(got, [rc === 1 ? 0x8000 : 0, 0, 0]);
           else {
             const sg = sum < 0n ? 1 : 0;
-            assert.deepEqual(got, refRound(sg, sg ? -sum : sum, emin - 63, false, pcBits, rc), `add/sub k=${String(k)} pc=${String(pcBits)} rc=${String(rc)}`);
+            assert.deepEqual(
+              got,
+              refRound(sg, sg ? -sum : sum, emin - 63, false, pcBits, rc),
+              `add/sub k=${String(k)} pc=${String(pcBits)} rc=${String(rc)}`,
+            );
           }
         }
         const sg = S(x) ^ S(y);
-        assert.deepEqual(run(0xc9), refRound(sg, M(x) * M(y), E(x) + E(y) - 126, false, pcBits, rc), `mul k=${String(k)}`);
+        assert.deepEqual(
+          run(0xc9),
+          refRound(sg, M(x) * M(y), E(x) + E(y) - 126, false, pcBits, rc),
+          `mul k=${String(k)}`,
+        );
         const num = M(x) << 130n;
         const qv = num / M(y);
-        assert.deepEqual(run(0xf1), refRound(sg, qv, E(x) - E(y) - 130, qv * M(y) !== num, pcBits, rc), `div k=${String(k)}`);
+        assert.deepEqual(
+          run(0xf1),
+          refRound(sg, qv, E(x) - E(y) - 130, qv * M(y) !== num, pcBits, rc),
+          `div k=${String(k)}`,
+        );
         // sqrt of |x|
         r(b, 0xdb, 0xe3);
         setCw(b, 0x7f | pc | (rc << 10));
@@ -1109,7 +1150,11 @@ test("FADD/FSUB/FMUL/FDIV/FSQRT are exact with 64-bit mantissas in every roundin
         }
         const rad = mm << 140n;
         const root = isqrt(rad);
-        assert.deepEqual(st80(b), refRound(0, root, kk / 2 - 70, root * root !== rad, pcBits, rc), `sqrt k=${String(k)}`);
+        assert.deepEqual(
+          st80(b),
+          refRound(0, root, kk / 2 - 70, root * root !== rad, pcBits, rc),
+          `sqrt k=${String(k)}`,
+        );
       }
     }
   }
@@ -1177,4 +1222,179 @@ test("tininess is detected after rounding (SDM 4.9.1.5)", () => {
   r(b, 0xd8, 0xc9);
   assert.deepEqual(st80(b), [1, 0x80000000, 0]);
   assert.equal(sw(b) & 0x30, 0x30);
+});
+
+test("edge cases: unmasked OE on FST m32 stores nothing, FRSTOR tags, FCOMI with a QNaN, FCOMPP underflow", () => {
+  const b = box();
+  // Unmasked overflow to m32: no store, no pop, OE + ES.
+  setCw(b, 0x0377);
+  ld(b, 1e300);
+  b.dv.setUint32(A + 16, 0x12345678, true);
+  m(b, 0xd9, 3, A + 16);
+  assert.equal(b.dv.getUint32(A + 16, true), 0x12345678);
+  assert.equal(b.cpu.fpu.stDouble(0), 1e300);
+  assert.equal(sw(b) & 0x8088, 0x8088);
+  // FRSTOR: a register tagged empty in the image stays empty; others get tags from their contents.
+  r(b, 0xdb, 0xe3);
+  (b.cpu as unknown as { o32: boolean }).o32 = true;
+  b.cpu.pmode = true;
+  ld(b, 5);
+  m(b, 0xdd, 6, A2);
+  b.dv.setUint16(A2 + 8, 0x3fff, true); // physical 7 "valid", 0..6 empty
+  b.dv.setUint16(A2 + 28 + 8, 0x0000, true); // ST(0) = physical 7 := +0 in the image
+  b.dv.setUint32(A2 + 28, 0, true);
+  b.dv.setUint32(A2 + 28 + 4, 0, true);
+  m(b, 0xdd, 4, A2);
+  assert.equal(b.cpu.fpu.tw, 0x7fff, "zero tag recomputed");
+  // FCOMI with a QNaN signals IE (FUCOMI does not); unordered flags.
+  r(b, 0xdb, 0xe3);
+  ld(b, NaN);
+  ld(b, 1);
+  r(b, 0xdb, 0xf1);
+  assert.equal(sw(b) & 1, 1);
+  assert.equal(b.cpu.getFlags() & (F.ZF | F.PF | F.CF), F.ZF | F.PF | F.CF);
+  // FCOMPP with empty registers (masked): unordered, both popped.
+  r(b, 0xdb, 0xe3);
+  r(b, 0xde, 0xd9);
+  assert.equal(sw(b) & 0x4541, 0x4541);
+  assert.equal(top(b), 2);
+  // FUCOMPP pops twice.
+  r(b, 0xdb, 0xe3);
+  ld(b, 1);
+  ld(b, 2);
+  r(b, 0xda, 0xe9);
+  assert.equal(top(b), 0);
+  assert.equal(sw(b) & 0x4500, 0);
+  // FPTAN with a full stack: IE|SF, C1 = 1.
+  r(b, 0xdb, 0xe3);
+  for (let k = 0; k < 8; k++) ld(b, 0.5);
+  r(b, 0xd9, 0xf2);
+  assert.equal(sw(b) & 0x241, 0x241);
+  // FXCH with an empty ST(1), masked: the empty one becomes the indefinite, then the exchange.
+  r(b, 0xdb, 0xe3);
+  ld(b, 3);
+  r(b, 0xd9, 0xc9);
+  assert.equal(b.cpu.fpu.stDouble(1), 3);
+  assert.deepEqual(st80(b), [0xffff, 0xc0000000, 0]);
+  // FIST m16 just outside the range after rounding.
+  r(b, 0xdb, 0xe3);
+  ld(b, -32768.6);
+  m(b, 0xdf, 3);
+  assert.equal(b.dv.getUint16(A, true), 0x8000);
+  assert.equal(sw(b) & 1, 1);
+  // FISTP m64 rounding of a value with a fraction at 2^52.
+  r(b, 0xdb, 0xe3);
+  ld80(b, 0x3fff + 52, 0x80000000, 0x400); // 2^52 + 0.5: a tie, to even
+  m(b, 0xdf, 7);
+  assert.equal(b.dv.getUint32(A, true), 0);
+  assert.equal(b.dv.getUint32(A + 4, true), 0x100000);
+  assert.equal(sw(b) & 0x20, 0x20);
+});
+
+test("FPREM/FPREM1 on random doubles (quotients up to 2^600, partial remainders looped)", () => {
+  const b = box();
+  let seed = 4242;
+  const rnd = (): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) | 0;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  for (let k = 0; k < 200; k++) {
+    const x = (rnd() - 0.5) * 2 ** Math.floor(rnd() * 600 - 100);
+    const y = (rnd() - 0.5) * 2 ** Math.floor(rnd() * 60 - 30);
+    for (const ieee of [false, true]) {
+      r(b, 0xdb, 0xe3);
+      ld(b, y);
+      ld(b, x);
+      let n = 0;
+      do r(b, 0xd9, ieee ? 0xf5 : 0xf8);
+      while ((sw(b) & 0x400) !== 0 && ++n < 100);
+      const ay = Math.abs(y);
+      let want = x % ay;
+      if (ieee) {
+        const odd = Math.abs(x % (2 * ay)) >= ay;
+        const a = Math.abs(want);
+        if (a > ay / 2 || (a === ay / 2 && odd)) want -= Math.sign(want) * ay;
+      }
+      assert.equal(b.cpu.fpu.stDouble(0), want, `${ieee ? "fprem1" : "fprem"} ${String(x)} ${String(y)}`);
+    }
+  }
+});
+
+test("seeded random instruction stream never throws and keeps a consistent state", () => {
+  const b = box();
+  let seed = 77;
+  const u32 = (): number => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) | 0;
+    return seed >>> 0;
+  };
+  for (let i = 0; i < 0x4000; i += 4) b.dv.setUint32(0x8000 + i, u32(), true);
+  (b.cpu as unknown as { o32: boolean }).o32 = true;
+  for (let k = 0; k < 40000; k++) {
+    const op = 0xd8 + (u32() & 7);
+    const modrm = u32() & 0xff;
+    const sel = u32() & 15;
+    if (sel === 0) b.cpu.i32[Slot.CR0] = CR0.ET | (u32() & 1 ? CR0.NE : 0);
+    if (sel === 1) setCw(b, (u32() & 0x0f3f) | 0x40);
+    if (sel === 2) b.cpu.pmode = !b.cpu.pmode;
+    if (sel === 3) (b.cpu as unknown as { o32: boolean }).o32 = (u32() & 1) === 1;
+    if (sel === 4) b.cpu.fpu.wait();
+    if (modrm >= 0xc0) b.cpu.fpu.exec(op, modrm, -1, 0);
+    else b.cpu.fpu.exec(op, modrm, DS, 0x8000 + (u32() & 0x3fff));
+    b.cpu.faulted = false;
+    if ((b.cpu.fpu.sw & 0x80) !== 0 && (u32() & 3) === 0) r(b, 0xdb, 0xe2);
+  }
+  // Still a working unit afterwards.
+  r(b, 0xdb, 0xe3);
+  b.cpu.i32[Slot.CR0] = CR0.ET | CR0.NE;
+  ld(b, 2);
+  r(b, 0xd9, 0xfa);
+  assert.equal(st(b), Math.SQRT2);
+});
+
+test("special operands of the transcendentals and FXTRACT", () => {
+  const b = box();
+  const clear = (): void => r(b, 0xdb, 0xe3);
+  clear();
+  ld(b, Infinity);
+  r(b, 0xd9, 0xfe); // FSIN ∞ → IE, indefinite
+  assert.equal(sw(b) & 1, 1);
+  assert.deepEqual(st80(b), [0xffff, 0xc0000000, 0]);
+  clear();
+  ld(b, -Infinity);
+  r(b, 0xd9, 0xf0); // F2XM1 -∞ = -1
+  assert.equal(st(b), -1);
+  clear();
+  ld(b, 3);
+  ld(b, 0);
+  r(b, 0xd9, 0xf1); // FYL2X: 3 * log2(0) → ZE, -∞
+  assert.equal(sw(b) & 4, 4);
+  assert.equal(st(b), -Infinity);
+  clear();
+  ld(b, -0);
+  ld(b, -1);
+  r(b, 0xd9, 0xf3); // FPATAN: atan2(-0, -1) = -π
+  assert.equal(st(b), -Math.PI);
+  clear();
+  ld(b, 0);
+  r(b, 0xd9, 0xf4); // FXTRACT 0 → ZE: ST1 = -∞, ST0 = 0
+  assert.equal(sw(b) & 4, 4);
+  assert.equal(st(b), 0);
+  assert.equal(st(b), -Infinity);
+  clear();
+  ld80(b, 0x7fff, 0x80000000, 0); // +∞
+  r(b, 0xd9, 0xf4); // FXTRACT ∞ → ST1 = +∞, ST0 = ∞
+  assert.equal(st(b), Infinity);
+  assert.equal(st(b), Infinity);
+  clear();
+  ld80(b, 0, 0x00000001, 0); // a tiny denormal: 2^-16413
+  r(b, 0xd9, 0xf4);
+  assert.equal(sw(b) & 2, 2, "DE");
+  assert.equal(st(b), 1);
+  assert.equal(st(b), -16413);
+  clear();
+  ld80(b, 0x7fff, 0xc0000000, 5); // QNaN through FPTAN: both results the NaN
+  r(b, 0xd9, 0xf2);
+  assert.deepEqual(st80(b), [0x7fff, 0xc0000000, 5]);
+  assert.deepEqual(st80(b), [0x7fff, 0xc0000000, 5]);
+  assert.equal(sw(b) & 1, 0);
 });

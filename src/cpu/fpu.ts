@@ -36,8 +36,9 @@
  *
  * ## Exceptions
  * Pending unmasked exception = FSW.ES. A waiting instruction that finds ES set raises #MF (16) when
- * CR0.NE = 1. With CR0.NE = 0 the unit asserts FERR# as IRQ 13 (`bus.irqs.setIrq(13, true)`) when
- * the unmasked exception is recorded and waiting instructions then proceed (as with IGNNE#
+ * CR0.NE = 1. With CR0.NE = 0 the unit asserts FERR# (`onFerr`, wired to the ferr device's latch;
+ * `bus.irqs.setIrq(13, true)` when unwired) when the unmasked exception is recorded (and when
+ * FLDCW/FLDENV/FRSTOR unmask a set flag); waiting instructions then proceed (as with IGNNE#
  * asserted). XXX(approx): a P6 asserts FERR# at the next waiting instruction and freezes there
  * until IGNNE#; the immediate form gives the same handler-visible state. The chipset clears the
  * IRQ 13 level on a write to port 0xF0 (devices' job; the FPU never lowers it).
@@ -46,7 +47,7 @@ import type { Cpu } from "./cpu.ts";
 import * as stateMod from "./state.ts";
 import * as num from "./fpu/num.ts";
 import * as ext from "./fpu/ext.ts";
-import type { Format } from "./fpu/num.ts";
+import type { Cls as ClsT, Format, Unpacked as UnpackedT } from "./fpu/num.ts";
 
 // Imported bindings are copied into module constants once: a CommonJS transpile (tsx) would
 // otherwise call an export getter on every use in the hot paths.
@@ -147,6 +148,13 @@ export class Fpu {
   #ne = 0;
   #nh = 0;
   #nl = 0;
+
+  /**
+   * FERR# (CR0.NE = 0): machine wiring, not state. The machine connects it to the AT error latch
+   * (devices/ferr: `setFerr(true)`, cleared by the guest's write to port 0xF0); while null the FPU
+   * raises IRQ 13 itself with `bus.irqs.setIrq(13, true)`.
+   */
+  onFerr: (() => void) | null = null;
 
   constructor(cpu: Cpu) {
     this.cpu = cpu;
@@ -264,7 +272,9 @@ export class Fpu {
     if (pend && (sw & SW_ES) === 0) this.#ferr();
   }
   #ferr(): void {
-    if ((this.cpu.i32[Slot.CR0]! & CR0.NE) === 0) this.cpu.bus.irqs.setIrq(13, true);
+    if ((this.cpu.i32[Slot.CR0]! & CR0.NE) !== 0) return;
+    if (this.onFerr !== null) this.onFerr();
+    else this.cpu.bus.irqs.setIrq(13, true);
   }
   /** Waiting instructions: a pending unmasked exception raises #MF (CR0.NE = 1). True: stop. */
   #pending(): boolean {
@@ -400,6 +410,7 @@ export class Fpu {
           case 6:
             if (!this.#storeEnv(seg, off)) return;
             this.u16[U_CW] = this.u16[U_CW]! | 0x3f;
+            this.#updateEs(); // ES summarizes the unmasked flags: none now
             return;
           case 7:
             this.cpu.write16(seg, off, this.u16[U_CW]!);
@@ -472,7 +483,14 @@ export class Fpu {
   static validReg(o: number, modrm: number): boolean {
     switch (o) {
       case 1:
-        return !((modrm >= 0xd1 && modrm <= 0xd7) || modrm === 0xe2 || modrm === 0xe3 || modrm === 0xe6 || modrm === 0xe7 || modrm === 0xef);
+        return !(
+          (modrm >= 0xd1 && modrm <= 0xd7) ||
+          modrm === 0xe2 ||
+          modrm === 0xe3 ||
+          modrm === 0xe6 ||
+          modrm === 0xe7 ||
+          modrm === 0xef
+        );
       case 2:
         return modrm < 0xe0 || modrm === 0xe9;
       case 3:
@@ -770,14 +788,14 @@ export class Fpu {
     const frac = b & 0x7fffff;
     if (exp === 0xff) {
       p80.se = (sign << 15) | 0x7fff;
-      p80.hi = (0x80000000 | (frac << 8)) | 0;
+      p80.hi = 0x80000000 | (frac << 8) | 0;
       p80.lo = 0;
     } else if (exp === 0) {
       this.#srcDen = frac !== 0;
       packInt80(sign, 0, frac, -149);
     } else {
       p80.se = (sign << 15) | (exp - 127 + 16383);
-      p80.hi = (0x80000000 | (frac << 8)) | 0;
+      p80.hi = 0x80000000 | (frac << 8) | 0;
       p80.lo = 0;
     }
   }
@@ -789,14 +807,14 @@ export class Fpu {
     const fh = hi & 0xfffff;
     if (exp === 0x7ff) {
       p80.se = (sign << 15) | 0x7fff;
-      p80.hi = (0x80000000 | (fh << 11) | (lo >>> 21)) | 0;
+      p80.hi = 0x80000000 | (fh << 11) | (lo >>> 21) | 0;
       p80.lo = lo << 11;
     } else if (exp === 0) {
       this.#srcDen = fh !== 0 || lo !== 0;
       packInt80(sign, fh, lo, -1074);
     } else {
       p80.se = (sign << 15) | (exp - 1023 + 16383);
-      p80.hi = (0x80000000 | (fh << 11) | (lo >>> 21)) | 0;
+      p80.hi = 0x80000000 | (fh << 11) | (lo >>> 21) | 0;
       p80.lo = lo << 11;
     }
   }
@@ -1303,7 +1321,7 @@ export class Fpu {
     let hi = this.hi(p);
     let lo = this.lo(p);
     const exp = this.se(p) & 0x7fff;
-    let e = (exp === 0 ? -16382 : exp - 16383);
+    let e = exp === 0 ? -16382 : exp - 16383;
     if (hi >= 0) {
       const z = hi !== 0 ? Math.clz32(hi) : 32 + Math.clz32(lo);
       if (z >= 32) {
@@ -1321,7 +1339,7 @@ export class Fpu {
   }
 
   /** Orders a and b (finite or infinite, not NaN): -1, 0, 1. */
-  #order(a: number, b: number, ca: Cls, cb: Cls): number {
+  #order(a: number, b: number, ca: ClsT, cb: ClsT): number {
     const sa = this.se(a) >>> 15;
     const sb = this.se(b) >>> 15;
     if (ca === Cls.ZERO && cb === Cls.ZERO) return 0;
@@ -1336,7 +1354,20 @@ export class Fpu {
       const h = this.#nh;
       const l = this.#nl;
       this.#norm(b);
-      mag = e !== this.#ne ? (e > this.#ne ? 1 : -1) : h !== this.#nh ? (h > this.#nh ? 1 : -1) : l !== this.#nl ? (l > this.#nl ? 1 : -1) : 0;
+      mag =
+        e !== this.#ne
+          ? e > this.#ne
+            ? 1
+            : -1
+          : h !== this.#nh
+            ? h > this.#nh
+              ? 1
+              : -1
+            : l !== this.#nl
+              ? l > this.#nl
+                ? 1
+                : -1
+              : 0;
     }
     return sa !== 0 ? -mag : mag;
   }
@@ -1361,7 +1392,9 @@ export class Fpu {
         }
         r = 3;
       } else {
-        const den = (ca === Cls.FIN && (this.se(a) & 0x7fff) === 0) || (cb === Cls.FIN && ((this.se(b) & 0x7fff) === 0 || (b === MEM && this.#srcDen)));
+        const den =
+          (ca === Cls.FIN && (this.se(a) & 0x7fff) === 0) ||
+          (cb === Cls.FIN && ((this.se(b) & 0x7fff) === 0 || (b === MEM && this.#srcDen)));
         if (den) {
           this.#signal(X.DE);
           if (!this.#masked(X.DE)) return;
@@ -1433,7 +1466,7 @@ export class Fpu {
    * NaN and unsupported-operand handling for a two-operand instruction: 0 when no NaN is involved,
    * 1 when it wrote the result to dst, 2 when an unmasked invalid operation left dst unchanged.
    */
-  #nan2(ua: Unpacked, ub: Unpacked, a: number, b: number, dst: number): number {
+  #nan2(ua: UnpackedT, ub: UnpackedT, a: number, b: number, dst: number): number {
     if (ua.cls === Cls.BAD || ub.cls === Cls.BAD) return this.#invalid(dst) ? 1 : 2;
     const na = ua.cls === Cls.QNAN || ua.cls === Cls.SNAN;
     const nb = ub.cls === Cls.QNAN || ub.cls === Cls.SNAN;
@@ -1458,8 +1491,10 @@ export class Fpu {
   }
 
   /** The denormal-operand check; true: stop (unmasked #D). */
-  #denCheck(ua: Unpacked, ub: Unpacked | null, b: number): boolean {
-    const den = (ua.cls === Cls.FIN && ua.denormal) || (ub !== null && ub.cls === Cls.FIN && (ub.denormal || (b === MEM && this.#srcDen)));
+  #denCheck(ua: UnpackedT, ub: UnpackedT | null, b: number): boolean {
+    const den =
+      (ua.cls === Cls.FIN && ua.denormal) ||
+      (ub !== null && ub.cls === Cls.FIN && (ub.denormal || (b === MEM && this.#srcDen)));
     if (!den) return false;
     this.#signal(X.DE);
     return !this.#masked(X.DE);
@@ -1555,7 +1590,8 @@ export class Fpu {
       }
       case OP_MUL: {
         const sign = sa ^ ub.sign;
-        if ((ua.cls === Cls.INF && ub.cls === Cls.ZERO) || (ua.cls === Cls.ZERO && ub.cls === Cls.INF)) return this.#invalid(dst);
+        if ((ua.cls === Cls.INF && ub.cls === Cls.ZERO) || (ua.cls === Cls.ZERO && ub.cls === Cls.INF))
+          return this.#invalid(dst);
         if (ua.cls === Cls.INF || ub.cls === Cls.INF) {
           packInf80(sign);
           this.#writeP80(dst);
@@ -1629,7 +1665,7 @@ export class Fpu {
   }
 
   /** NaN / unsupported handling of a one-operand instruction (result into dst). True: decided. */
-  #nan1(u: Unpacked, dst: number): boolean {
+  #nan1(u: UnpackedT, dst: number): boolean {
     if (u.cls === Cls.BAD) {
       this.#invalid(dst);
       return true;
@@ -1881,7 +1917,7 @@ export class Fpu {
   // Transcendentals (doubles)
 
   /** The value of slot p as a double (unpacked into u too). */
-  #toD(p: number, u: Unpacked): number {
+  #toD(p: number, u: UnpackedT): number {
     unpack80(this.se(p), this.hi(p), this.lo(p), u);
     return toDouble(u);
   }
@@ -1971,7 +2007,8 @@ export class Fpu {
         this.#signal(X.IE);
         if (!this.#masked(X.IE)) return;
       }
-      if (u.cls === Cls.QNAN || u.cls === Cls.SNAN) this.#write(st0, this.se(st0), this.hi(st0) | 0x40000000, this.lo(st0));
+      if (u.cls === Cls.QNAN || u.cls === Cls.SNAN)
+        this.#write(st0, this.se(st0), this.hi(st0) | 0x40000000, this.lo(st0));
       else this.#setIndef(st0);
       this.#copy(TMP, st0);
       this.#push();
@@ -2091,12 +2128,5 @@ export class Fpu {
     if (r === 0) this.#write(st1, Object.is(r, -0) ? 0x8000 : 0, 0, 0);
     else this.#storeScaled(st1, r, uy.cls === Cls.FIN ? uy.e : 0);
     this.#pop();
-  }
-
-  /** Diagnostics: the double nearest a value in bits (tests, info). */
-  static valueOf80(se: number, hi: number, lo: number): number {
-    const u = new Unpacked();
-    unpack80(se, hi, lo, u);
-    return toDouble(u);
   }
 }

@@ -516,3 +516,87 @@ test("16-bit call gate copies word parameters", () => {
   const f = [0, 2, 4, 6, 8, 10, 12].map((o) => t.r16p(STACK0 - 14 + o));
   assert.deepEqual(f, [0x55, U_CODE, 0x1111, 0x2222, 0x3333, (STACK3 - 6) & 0xffff, U_DATA]);
 });
+
+/** A vm86 task under the pmCpu monitor: CS=0x1000 IP=0x22, SS=0x2000 SP=0x100, TSS with a redirection bitmap. */
+function vm86Task(iopl: number, vme: boolean): TestCpu {
+  const t = pmCpu();
+  // I/O map base 0x88: the redirection bitmap is TSS+0x68..0x87 (limit covers it)
+  t.w16(TSS + 0x66, 0x88);
+  t.setSegCache(SReg.TR, TSS_SEL, TSS, 0x88, 0x8b);
+  t.w8(TSS + 0x68 + (0x21 >>> 3), 1 << (0x21 & 7)); // INT 0x21 → protected-mode handler
+  t.gate(IDT, 0x21, K_CODE, 0x6000, 0xee);
+  t.gate(IDT, 0x13, K_CODE, 0x6100, 0xee);
+  t.w16(0x13 * 4, 0x4444); // vm86 IVT entry 0x13 → 0x5000:0x4444
+  t.w16(0x13 * 4 + 2, 0x5000);
+  t.i32[Slot.CR4] = vme ? 1 : 0;
+  t.i32[Slot.EFLAGS] = 2 | F.VM | (iopl << 12) | F.IF | F.TF;
+  t.i32[Slot.CPL] = 3;
+  t.setSegCache(SReg.CS, 0x1000, 0x10000, 0xffff, 0xf3);
+  t.setSegCache(SReg.SS, 0x2000, 0x20000, 0xffff, 0xf3);
+  t.r32[4] = 0x100;
+  t.i32[Slot.EIP] = 0x22;
+  return t;
+}
+
+test("VME: INT n redirected through the vm86 IVT when its bitmap bit is clear; VIF rules at IOPL < 3", () => {
+  // IOPL 0, VIF set: pushed FLAGS has IF = VIF and IOPL 3; VIF and TF are cleared, IF kept
+  const t = vm86Task(0, true);
+  t.i32[Slot.EFLAGS] = (t.i32[Slot.EFLAGS]! | F.VIF) & ~F.TF;
+  interrupt(t.cpu, 0x13, IntKind.SOFT, -1);
+  assert.equal(t.takeFault(), null);
+  assert.equal(t.vm86, true);
+  assert.equal(t.s.segBase[SReg.CS], 0x50000);
+  assert.equal(t.i32[Slot.EIP], 0x4444);
+  assert.equal(t.r32[4], 0xfa);
+  assert.equal(t.r16p(0x200fa), 0x22);
+  assert.equal(t.r16p(0x200fc), 0x1000);
+  assert.equal(t.r16p(0x200fe), 2 | F.IOPL | F.IF, "IF = VIF, IOPL 3");
+  assert.equal(t.getFlags() & (F.VIF | F.IF), F.IF, "VIF cleared, IF untouched");
+  // 16-bit IRET back: IF of the image goes to VIF, IOPL stays 0
+  iret(t.cpu, false);
+  assert.equal(t.takeFault(), null);
+  assert.equal(t.i32[Slot.EIP], 0x22);
+  assert.equal(t.getFlags() & (F.VIF | F.IOPL | F.IF), F.VIF | F.IF);
+  // bit set at IOPL 0: #GP(0); at IOPL 3: the IDT handler
+  interrupt(t.cpu, 0x21, IntKind.SOFT, -1);
+  assert.deepEqual(t.takeFault(), [Vec.GP, 0]);
+  const u = vm86Task(3, true);
+  interrupt(u.cpu, 0x21, IntKind.SOFT, -1);
+  assert.equal(u.takeFault(), null);
+  assert.equal(u.vm86, false);
+  assert.equal(u.i32[Slot.EIP], 0x6000);
+  // IOPL 3, bit clear: redirected, IF cleared
+  const w = vm86Task(3, true);
+  interrupt(w.cpu, 0x13, IntKind.SOFT, -1);
+  assert.equal(w.i32[Slot.EIP], 0x4444);
+  assert.equal(w.getFlags() & (F.IF | F.TF), 0);
+  assert.equal(w.r16p(0x200fe), 2 | F.IOPL | F.IF | F.TF);
+  // without VME the bitmap is not consulted
+  const x = vm86Task(3, false);
+  interrupt(x.cpu, 0x13, IntKind.SOFT, -1);
+  assert.equal(x.vm86, false);
+  assert.equal(x.i32[Slot.EIP], 0x6100);
+});
+
+test("VME IRET at IOPL < 3: #GP when it would set TF or enable a pending virtual interrupt; IRETD always #GP", () => {
+  const t = vm86Task(0, true);
+  const frame = (fl: number): void => {
+    t.r32[4] = 0x100;
+    t.w16(0x20100, 0x10);
+    t.w16(0x20102, 0x1000);
+    t.w16(0x20104, fl);
+  };
+  frame(F.TF);
+  iret(t.cpu, false);
+  assert.deepEqual(t.takeFault(), [Vec.GP, 0]);
+  t.i32[Slot.EFLAGS] = t.i32[Slot.EFLAGS]! | F.VIP;
+  frame(F.IF);
+  iret(t.cpu, false);
+  assert.deepEqual(t.takeFault(), [Vec.GP, 0]);
+  frame(0);
+  iret(t.cpu, false);
+  assert.equal(t.takeFault(), null);
+  assert.equal(t.r32[4], 0x106);
+  iret(t.cpu, true);
+  assert.deepEqual(t.takeFault(), [Vec.GP, 0]);
+});

@@ -8,11 +8,12 @@
  * Faults during delivery are raised before any register changes; memory below the stack pointer
  * may have been written (the frame) when a later push faults, as on hardware.
  * XXX(approx): EFLAGS.RF is not set in the image pushed for faults (no instruction breakpoints).
- * XXX(approx): no CR4.VME/PVI (CPUID does not report VME): vm86 INT n is #GP(0) unless IOPL = 3.
+ * CR4.VME: INT n redirection through the TSS bitmap and the VIF rules of IRET (the core does
+ * CLI/STI/PUSHF/POPF); CR4.PVI only affects CLI/STI (core).
  * Segment selectors pushed in 32-bit frames are zero-extended to 32 bits.
  */
 import type { Cpu } from "./cpu.ts";
-import { F, SReg, Slot, STATE_HALTED, STATE_IN_NMI, Vec } from "./state.ts";
+import { CR4, F, SReg, Slot, STATE_HALTED, STATE_IN_NMI, Vec } from "./state.ts";
 import {
   ATTR_DB,
   ATTR_UNUSABLE,
@@ -133,11 +134,71 @@ export function interrupt(cpu: Cpu, vector: number, kind: IntKind, errorCode: nu
     realInterrupt(cpu, vector);
     return;
   }
-  if (cpu.vm86 && kind === IntKind.SOFT && (cpu.getFlags() & F.IOPL) !== F.IOPL) {
-    cpu.raise(Vec.GP, 0);
-    return;
+  if (cpu.vm86 && kind === IntKind.SOFT) {
+    // SDM 20.3.3, Table 20-2: INT n in vm86 by CR4.VME, IOPL and the redirection bitmap.
+    const iopl3 = (cpu.getFlags() & F.IOPL) === F.IOPL;
+    if ((st[Slot.CR4]! & CR4.VME) !== 0) {
+      const bit = redirectionBit(cpu, vector);
+      if (bit < 0) return;
+      if (bit === 0) {
+        vm86Redirect(cpu, vector, iopl3);
+        return;
+      }
+    }
+    if (!iopl3) {
+      cpu.raise(Vec.GP, 0);
+      return;
+    }
   }
   pmodeInterrupt(cpu, vector, kind, errorCode);
+}
+
+/**
+ * The vector's bit in the interrupt redirection bitmap (the 32 bytes below the I/O map base of
+ * the 32-bit TSS): 0 = redirect to the vm86 IVT, 1 = protected-mode handler; -1 after #GP(0).
+ */
+function redirectionBit(cpu: Cpu, vector: number): number {
+  const s = cpu.s;
+  const type = s.segAttr[SReg.TR]! & 0xf;
+  const limit = s.segLimit[SReg.TR]! >>> 0;
+  if ((type !== 9 && type !== 0xb) || limit < 0x67) {
+    cpu.raise(Vec.GP, 0);
+    return -1;
+  }
+  const base = s.segBase[SReg.TR]!;
+  const mapBase = cpu.mmu.readSys16((base + 0x66) | 0);
+  if (cpu.faulted) return -1;
+  const off = mapBase - 32 + (vector >>> 3);
+  if (off < 0 || off > limit) {
+    cpu.raise(Vec.GP, 0);
+    return -1;
+  }
+  const b = cpu.mmu.readSys8((base + off) | 0);
+  if (cpu.faulted) return -1;
+  return (b >>> (vector & 7)) & 1;
+}
+
+/**
+ * VME redirection of INT n to the vm86 task's own IVT (linear 0): pushes FLAGS, CS, IP on the
+ * vm86 stack. With IOPL < 3 the pushed FLAGS carry VIF as IF and IOPL = 3, and VIF is cleared
+ * instead of IF. TF is cleared.
+ */
+function vm86Redirect(cpu: Cpu, vector: number, iopl3: boolean): void {
+  const st = cpu.i32;
+  const ip = cpu.mmu.readAs(vector << 2, 2, true);
+  if (cpu.faulted) return;
+  const cs = cpu.mmu.readAs((vector << 2) + 2, 2, true);
+  if (cpu.faulted) return;
+  const flags = cpu.getFlags();
+  const image = iopl3 ? flags : (flags & ~F.IF) | ((flags & F.VIF) !== 0 ? F.IF : 0) | F.IOPL;
+  frameCurrent(cpu, 0);
+  if (!push(cpu, image, 2)) return;
+  if (!push(cpu, cpu.s.segSel[SReg.CS]!, 2)) return;
+  if (!push(cpu, st[Slot.EIP]!, 2)) return;
+  commitSp(cpu);
+  cpu.setFlags(flags & ~(F.TF | (iopl3 ? F.IF : F.VIF)));
+  setVm86Seg(cpu, SReg.CS, cs);
+  st[Slot.EIP] = ip;
 }
 
 /** Real mode: IVT at IDTR.base, push FLAGS, CS, IP; clear IF, TF, AC. */
@@ -816,7 +877,16 @@ export function iret(cpu: Cpu, o32: boolean): void {
   }
   if (cpu.vm86) {
     if ((old & F.IOPL) !== F.IOPL) {
-      cpu.raise(Vec.GP, 0);
+      // CR4.VME, 16-bit IRET: IF goes to VIF; #GP(0) if that would enable a pending virtual
+      // interrupt or set TF (SDM 20.4.3). Anything else at IOPL < 3 is #GP(0).
+      if (o32 || (cpu.i32[Slot.CR4]! & CR4.VME) === 0 || (fl & F.TF) !== 0 || ((fl & F.IF) !== 0 && (old & F.VIP) !== 0)) {
+        cpu.raise(Vec.GP, 0);
+        return;
+      }
+      if (!realCs(cpu, cs, eip)) return;
+      addSp(cpu, 6);
+      cpu.setFlags((old & ~(0x4dd5 | F.VIF)) | (fl & 0x4dd5) | ((fl & F.IF) !== 0 ? F.VIF : 0));
+      endNmi(cpu);
       return;
     }
     if (!realCs(cpu, cs, eip)) return;

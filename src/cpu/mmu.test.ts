@@ -251,3 +251,59 @@ test("flushes stay exact after the TLB's page lists overflow", () => {
   t.mmu.flush(true);
   assert.equal(t.mmu.read32(0x4123000), 9, "global flush drops it");
 });
+
+test("random page tables: every access agrees with a plain reference walk (TLB never over-grants)", () => {
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  for (let round = 0; round < 4; round++) {
+    const t = new TestCpu(16 << 20);
+    const pse = rnd(2) === 1;
+    t.i32[Slot.CR3] = PD;
+    t.i32[Slot.CR0] = CR0.PE | CR0.PG | (rnd(2) ? CR0.WP : 0);
+    t.i32[Slot.CR4] = pse ? CR4.PSE : 0;
+    // 8 directory entries, each a random mix of P/W/U/PS over its own page table
+    for (let d = 0; d < 8; d++) {
+      const pt = 0x200000 + d * 0x1000;
+      const flags = rnd(8) | 1 * (rnd(5) === 0 ? 0 : 1) | (rnd(3) === 0 ? 0x80 : 0);
+      t.w32(PD + d * 4, (flags & 0x80) !== 0 && pse ? 0x400000 * (1 + (d & 1)) | (flags & 0x87) : pt | (flags & 7));
+      for (let i = 0; i < 16; i++) t.w32(pt + i * 4, (0x800000 + ((d * 16 + i) << 12)) | (rnd(8) & 7));
+    }
+    t.mmu.flush(true);
+    const ref = (lin: number, write: boolean, user: boolean): number => {
+      const pde = t.r32p(PD + (lin >>> 22) * 4);
+      const err = (write ? 2 : 0) | (user ? 4 : 0);
+      if ((pde & 1) === 0) return -1 - err;
+      let perm: number;
+      let phys: number;
+      if ((pde & 0x80) !== 0 && pse) {
+        perm = pde;
+        phys = (pde & 0xffc00000) + (lin & 0x3fffff);
+      } else {
+        const pte = t.r32p((pde & ~0xfff) + ((lin >>> 12) & 0x3ff) * 4);
+        if ((pte & 1) === 0) return -1 - err;
+        perm = pde & pte;
+        phys = (pte & ~0xfff) + (lin & 0xfff);
+      }
+      const ok = user ? (perm & 4) !== 0 && (!write || (perm & 2) !== 0) : !write || (perm & 2) !== 0 || (t.i32[Slot.CR0]! & CR0.WP) === 0;
+      return ok ? phys : -1 - (err | 1);
+    };
+    for (let k = 0; k < 4000; k++) {
+      const lin = ((rnd(8) << 22) | (rnd(16) << 12) | rnd(0x1000)) >>> 0;
+      const write = rnd(2) === 1;
+      const user = rnd(2) === 1;
+      const want = ref(lin, write, user);
+      const got = t.mmu.translate(lin, write, user);
+      const fault = t.takeFault();
+      if (want >= 0) {
+        assert.equal(got, want, `lin ${lin.toString(16)} w=${String(write)} u=${String(user)}`);
+        assert.equal(fault, null);
+      } else {
+        assert.equal(got, -1);
+        assert.deepEqual(fault, [14, -1 - want], `lin ${lin.toString(16)} w=${String(write)} u=${String(user)}`);
+      }
+    }
+  }
+});

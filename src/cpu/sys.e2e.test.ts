@@ -341,3 +341,62 @@ test("e2e: SYSENTER from ring 3 and SYSEXIT back", () => {
   assert.equal(c.i32[Slot.EIP], 0x8301);
   assert.equal(m.mem.read32(0x9f000 - 8), 0x8e000, "user ESP from ECX");
 });
+
+test("e2e: ring-3 code fetch from a supervisor page is #PF with U=1, P=1 (error code 5) and CR2", () => {
+  const m = machine();
+  tables(m.mem);
+  put(m.mem, PT, le32(0x200000 | 3)); // lin 0x400000: supervisor-only, present
+  m.mem.write8(0x200000, 0xf4);
+  enterPm(m.mem, [
+    0x0f, 0x20, 0xe0, 0x83, 0xc8, 0x10, 0x0f, 0x22, 0xe0, // cr4 |= PSE
+    0xb8, ...le32(PD), 0x0f, 0x22, 0xd8, //                 cr3 = PD
+    0x0f, 0x20, 0xc0, 0x0d, ...le32(0x80000000), 0x0f, 0x22, 0xc0, // cr0 |= PG
+    0x6a, 0x23, 0x68, ...le32(0x8f000), 0x9c, 0x6a, 0x1b, 0x68, ...le32(0x8200), 0xcf, // to ring 3
+  ]);
+  put(m.mem, 0x8200, [0xe9, ...le32(0x400000 - 0x8205)]); // jmp 0x400000
+  put(m.mem, 0x8100, [0x0f, 0x20, 0xd1, 0x5a, 0xf4]); // mov ecx, cr2; pop edx; hlt
+  const c = m.cpu;
+  assert.equal(c.run(100), CpuExit.HALTED);
+  assert.equal(c.i32[Slot.EIP], 0x8105);
+  assert.equal(c.r32[1], 0x400000, "CR2");
+  assert.equal(c.r32[2], 5, "error code: present, user, read");
+  assert.equal(m.mem.read32(0x9f000 - 20), 0x400000, "the pushed EIP is the faulting fetch address");
+});
+
+test("e2e: CALL through a call gate from ring 3 with parameters, RETF 8, LSL/LAR, INT3 vs gate DPL", () => {
+  const m = machine();
+  tables(m.mem);
+  put(m.mem, GDT + 0x30, gate(0x08, 0x8800, 0xec)); // 32-bit call gate, DPL 3 ...
+  m.mem.write8(GDT + 0x30 + 4, 2); // ... copying 2 dwords
+  put(m.mem, GDTR, [...le16(0x37), ...le32(GDT)]);
+  put(m.mem, IDT + 3 * 8, gate(0x08, 0x8500, 0x8e)); // INT3 gate with DPL 0
+  put(m.mem, IDT + 13 * 8, gate(0x08, 0x8400, 0x8e));
+  enterPm(m.mem, [0x6a, 0x23, 0x68, ...le32(0x8f000), 0x9c, 0x6a, 0x1b, 0x68, ...le32(0x8200), 0xcf]);
+  put(m.mem, 0x8200, [
+    0x68, ...le32(0x11111111), //   push 0x11111111
+    0x68, ...le32(0x22222222), //   push 0x22222222
+    0x9a, ...le32(0), ...le16(0x33), // call 0x33:0 (the gate)
+    0xb9, ...le32(0x23), //         mov ecx, 0x23
+    0x0f, 0x03, 0xd1, //            lsl edx, ecx
+    0xb9, ...le32(0x10), //         mov ecx, 0x10
+    0xbe, ...le32(0x5a5a), //       mov esi, 0x5a5a
+    0x0f, 0x02, 0xf1, //            lar esi, ecx (DPL 0: fails)
+    0xcc, //                        int3 → #GP(3*8+2)
+  ]);
+  put(m.mem, 0x8800, [
+    0x8b, 0x44, 0x24, 0x08, //      mov eax, [esp+8]
+    0x8b, 0x5c, 0x24, 0x0c, //      mov ebx, [esp+12]
+    0xca, 0x08, 0x00, //            retf 8
+  ]);
+  put(m.mem, 0x8400, [0x5f, 0xf4]); // pop edi; hlt
+  const c = m.cpu;
+  assert.equal(c.run(200), CpuExit.HALTED);
+  assert.equal(c.i32[Slot.EIP], 0x8402);
+  assert.equal(c.r32[0], 0x22222222, "first copied parameter");
+  assert.equal(c.r32[3], 0x11111111, "second copied parameter");
+  assert.equal(c.r32[2], -1, "LSL of the flat user data segment");
+  assert.equal(c.r32[6], 0x5a5a, "LAR failed: destination unchanged");
+  assert.equal(c.r32[7], 3 * 8 + 2, "#GP error code names IDT entry 3");
+  assert.equal(m.mem.read32(0x9f000 - 8), 0x8f000, "RETF 8 released the parameters on the ring-3 stack");
+  assert.equal(m.mem.read32(0x9f000 - 20), 0x8200 + 38, "#GP points at the INT3");
+});

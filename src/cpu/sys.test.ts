@@ -23,7 +23,7 @@ function str(...regs: number[]): string {
   return String.fromCharCode(...regs.flatMap((r) => [r & 0xff, (r >>> 8) & 0xff, (r >>> 16) & 0xff, r >>> 24]));
 }
 
-test("CPUID: GenuineIntel, family 6 model 3, the feature bits, unknown leaves = highest basic leaf", () => {
+test("CPUID: GenuineIntel, family 6 model 3, the feature bits (VME included), unknown leaves = highest basic leaf", () => {
   const t = new TestCpu();
   t.r32[0] = 0;
   cpuid(t.cpu);
@@ -35,7 +35,7 @@ test("CPUID: GenuineIntel, family 6 model 3, the feature bits, unknown leaves = 
   assert.equal((t.r32[0]! >>> 4) & 0xf, 3, "model");
   const names = ["FPU", "VME", "DE", "PSE", "TSC", "MSR", "PAE", "MCE", "CX8", "APIC", "", "SEP", "MTRR", "PGE", "MCA", "CMOV"];
   const have = names.filter((n, i) => n !== "" && (t.r32[2]! & (1 << i)) !== 0);
-  assert.deepEqual(have, ["FPU", "DE", "PSE", "TSC", "MSR", "CX8", "SEP", "PGE", "CMOV"]);
+  assert.deepEqual(have, ["FPU", "VME", "DE", "PSE", "TSC", "MSR", "CX8", "SEP", "PGE", "CMOV"]);
   assert.equal(t.r32[2], CPUID_FEATURES);
   assert.equal(t.r32[1], 0);
   t.r32[0] = 2;
@@ -110,8 +110,10 @@ test("control registers: reserved/invalid combinations fault, ET reads 1, paging
   assert.deepEqual(t.takeFault(), [Vec.GP, 0], "NW without CD");
   movToCr(t.cpu, 4, CR4.PAE);
   assert.deepEqual(t.takeFault(), [Vec.GP, 0], "no PAE");
-  movToCr(t.cpu, 4, CR4.VME);
-  assert.deepEqual(t.takeFault(), [Vec.GP, 0], "no VME");
+  movToCr(t.cpu, 4, 1 << 9);
+  assert.deepEqual(t.takeFault(), [Vec.GP, 0], "no OSFXSR (no SSE)");
+  movToCr(t.cpu, 4, CR4.VME | CR4.PVI);
+  assert.equal(t.takeFault(), null);
   movToCr(t.cpu, 4, CR4.PSE | CR4.PGE | CR4.TSD | CR4.DE);
   assert.equal(t.takeFault(), null);
   assert.equal(movFromCr(t.cpu, 4), CR4.PSE | CR4.PGE | CR4.TSD | CR4.DE);

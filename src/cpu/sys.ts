@@ -11,8 +11,8 @@ import { ATTR_UNUSABLE } from "./seg.ts";
 
 /** CR0 bits a write may set (others are ignored); ET reads as 1 (P6). */
 const CR0_WRITABLE = CR0.PE | CR0.MP | CR0.EM | CR0.TS | CR0.NE | CR0.WP | CR0.AM | CR0.NW | CR0.CD | CR0.PG;
-/** CR4 bits this CPU has (a write setting any other bit is #GP(0)). No VME/PVI/PAE. */
-export const CR4_SUPPORTED = CR4.TSD | CR4.DE | CR4.PSE | CR4.MCE | CR4.PGE | CR4.PCE;
+/** CR4 bits this CPU has (a write setting any other bit is #GP(0)). No PAE. */
+export const CR4_SUPPORTED = CR4.VME | CR4.PVI | CR4.TSD | CR4.DE | CR4.PSE | CR4.MCE | CR4.PGE | CR4.PCE;
 /** CR4 bits whose change invalidates translations. */
 const CR4_PAGING = CR4.PSE | CR4.PGE | CR4.PAE;
 
@@ -325,8 +325,8 @@ const VENDOR_EDX = 0x49656e69; // "ineI"
 const VENDOR_ECX = 0x6c65746e; // "ntel"
 /** Family 6, model 3, stepping 3 (Pentium II "Klamath"). */
 export const CPUID_SIGNATURE = 0x0633;
-/** EDX features: FPU DE PSE TSC MSR CX8 SEP PGE CMOV. */
-export const CPUID_FEATURES = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15);
+/** EDX features: FPU VME DE PSE TSC MSR CX8 SEP PGE CMOV. */
+export const CPUID_FEATURES = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15);
 /** Highest basic leaf. */
 const MAX_LEAF = 2;
 

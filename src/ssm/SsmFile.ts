@@ -98,10 +98,15 @@ export async function saveStateToFile(path: string, input: SaveInput, progress?:
     await fh.close();
     fh = null;
     prog.finish();
+    // Hold the file being replaced open across the rename: the kernel then frees its pages when we
+    // close it in the background, not inside rename() (tens of ms for a large state).
+    const replaced = process.platform === "win32" ? null : await open(target, "r").catch(() => null);
     try {
       await rename(tmp, target);
     } catch (e) {
       throw ioError(e, Status.VERR_WRITE_ERROR, `Cannot replace the saved state file '${target}'`);
+    } finally {
+      void replaced?.close().catch(() => undefined);
     }
   } catch (e) {
     await sink.settle();

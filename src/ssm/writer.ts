@@ -31,6 +31,12 @@ import {
 import type { ByteSink } from "./io.ts";
 import type { SaveInput } from "./types.ts";
 
+/**
+ * Deflate settings: the fastest level; an 8 KiB window (pages are compressed as a group, but most
+ * matches are near) with the largest hash table: measured ~20% less CPU than the defaults (32 KiB
+ * window, memLevel 8) at the same ratio on both regular and code-like pages.
+ */
+const DEFLATE_OPTIONS = { level: 1, windowBits: 13, memLevel: 9 } as const;
 /** Deflate output at or above this fraction of its input is dropped and the pages stored raw. */
 const DEFLATE_KEEP_RATIO = 7 / 8;
 /** Bytes sampled from each non-zero page to judge whether it looks random. */
@@ -151,7 +157,7 @@ class ChunkEncoder {
         o += PAGE_SIZE;
       }
       try {
-        deflated = deflateRawSync(input, { level: 1 });
+        deflated = deflateRawSync(input, DEFLATE_OPTIONS);
       } catch {
         deflated = null; // cannot happen short of memory exhaustion; raw is always correct
       }

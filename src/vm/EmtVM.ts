@@ -66,7 +66,17 @@ const MAX_SLICE_INSTRUCTIONS = 1_000_000;
  */
 const SLICE_NS = 200_000;
 /** The longest single sleep (ms); the loop re-checks everything after it. */
-const MAX_SLEEP_MS = 1000;
+const MAX_SLEEP_MS = 50;
+/**
+ * How often (ns) the loop lets the thread's event loop turn (timers, async I/O of backends, an
+ * uncaught exception of a callback): the loop itself never blocks on a promise otherwise.
+ */
+const YIELD_NS = 10_000_000;
+
+/** Resolves in the check phase of the event loop. */
+function immediate(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
 
 /** A char backend on the EMT: guest bytes go to the API side in batches, API-side bytes to the device. */
 class EmtCharBackend implements CharBackend {
@@ -135,6 +145,7 @@ export class EmtVM {
   readonly #cResets: StamCounter;
   readonly #cTimers: StamCounter;
   readonly #cIdle: StamCounter;
+  readonly #cDropped: StamCounter;
 
   /**
    * Builds the machine. Throws VBoxError naming the configuration path on bad config; the caller
@@ -168,6 +179,7 @@ export class EmtVM {
     this.#cResets = s.counter("/VM/EMT/Resets", "Machine resets", "occurrences");
     this.#cTimers = s.counter("/TM/TimerCallbacks", "Timer callbacks run", "calls");
     this.#cIdle = s.counter("/VM/EMT/IdleSlices", "Slices in which the CPU retired no instruction", "calls");
+    this.#cDropped = s.counter("/VM/Console/DroppedInput", "Console input bytes for a backend no device reads", "bytes");
     s.callback("/VM/EMT/State", "VM state (VMSTATE)", "count", () => this.#state);
     s.callback("/TM/VirtualNs", "Virtual clock", "ns", () => this.clock.now());
     s.callback("/PGM/UnassignedAccesses", "Physical accesses to unassigned addresses", "count", () => this.mem.unassignedAccesses);
@@ -310,7 +322,8 @@ export class EmtVM {
         return this.#runOp(client, m.id, m.op, m.arg);
       case "in": {
         const b = this.machine.charBackend(m.name) as EmtCharBackend;
-        b.receiver?.(m.bytes);
+        if (b.receiver) b.receiver(m.bytes);
+        else this.#cDropped.add(m.bytes.length);
         return;
       }
       case "attach": {
@@ -771,7 +784,14 @@ export class EmtVM {
 
   /** Runs the execution loop until the VM is destroyed. */
   async run(): Promise<void> {
+    let lastYield = hostNs();
     while (!this.#terminated) {
+      if (hostNs() - lastYield > YIELD_NS) {
+        // Two turns: the timers phase runs between the two check phases.
+        await immediate();
+        await immediate();
+        lastYield = hostNs();
+      }
       try {
         if (this.#ff() !== 0) {
           const p = this.processRequests();

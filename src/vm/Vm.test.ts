@@ -101,3 +101,37 @@ test("an exception in a state callback does not break the VM", async () => {
     await vm.destroy();
   }
 });
+
+test("the EMT thread dying (exit or uncaught exception) kills the handle, not the process", async () => {
+  for (const fn of ["exitThread", "throwLater"]) {
+    const vm = await VM.create({ modules: [FNS] });
+    const errors: string[] = [];
+    const states: number[] = [];
+    vm.onError((_v, _u, _rc, _p, _f, _a, msg) => errors.push(msg));
+    vm.onState((_v, s) => states.push(s));
+    const settle = (p: Promise<unknown>) =>
+      p.then(
+        () => "resolved",
+        (e: VBoxError) => e.code,
+      );
+    let pending: Promise<string>;
+    if (fn === "exitThread") {
+      vm.post("exitThread");
+      pending = settle(vm.call("add", 1, 1)); // never runs: the thread is gone first
+    } else {
+      await vm.call("throwLater");
+      // The timer fires when the EMT lets its event loop turn (every 10 ms of loop time).
+      pending = settle(vm.call("spin", 50));
+    }
+    const t0 = Date.now();
+    while (vm.alive && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(vm.alive, false, fn);
+    assert.equal(vm.state, VMSTATE.TERMINATED);
+    assert.deepEqual(states, [VMSTATE.TERMINATED]);
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!, /EMT/);
+    assert.ok(["resolved", "VERR_VM_REQUEST_KILLED"].includes(await pending));
+    if (fn === "exitThread") assert.equal(await pending, "VERR_VM_REQUEST_KILLED");
+    await assert.rejects(vm.call("add", 1, 1), (e: VBoxError) => e.rc === Status.VERR_INVALID_HANDLE);
+  }
+});

@@ -730,14 +730,26 @@ export class VM {
     }
   }
 
+  /**
+   * The EMT thread ended without a destroy (an uncaught exception outside the loop, or the thread
+   * exited): the error callbacks hear of it, the VM goes to TERMINATED (state callbacks run), and
+   * the handle is dead; pending requests complete with VERR_VM_REQUEST_KILLED. The host lives on.
+   */
   #emtDied(e: Error | null): void {
     if (this.#dead) return;
-    this.#kill();
-    if (e) {
-      for (const cb of [...this.#errorCbs]) {
-        this.#guard(() => cb.fn(this, cb.user, Status.VERR_INTERNAL_ERROR, { file: "src/vm/Vm.ts", line: 0, func: "EMT" }, "%s", [e.message], `EMT died: ${e.message}`));
-      }
+    try {
+      this.#drainPort();
+    } catch {
+      /* closed */
     }
+    if (this.#dead) return;
+    const why = e ? `EMT died: ${e.message}` : "EMT thread exited unexpectedly";
+    for (const cb of [...this.#errorCbs]) {
+      this.#guard(() => cb.fn(this, cb.user, Status.VERR_INTERNAL_ERROR, { file: "src/vm/Vm.ts", line: 0, func: "EMT" }, "%s", [why], why));
+    }
+    Atomics.store(this.#ctl, Ctl.STATE, VMSTATE.TERMINATED);
+    this.#dispatch({ t: "s", s: VMSTATE.TERMINATED, o: this.#seenState });
+    this.#kill();
   }
 
   #kill(): void {
@@ -745,8 +757,10 @@ export class VM {
     for (const p of this.#pending.values()) {
       p.done = true;
       p.rc = Status.VERR_VM_REQUEST_KILLED;
+      p.msg = "The VM went away before the request completed";
       if (p.req) {
         p.req.iStatus = Status.VERR_VM_REQUEST_KILLED;
+        p.req.message = p.msg;
         p.req.stateRaw = VMREQSTATE.COMPLETED;
       }
       for (const w of [...p.waiters]) w();

@@ -575,17 +575,21 @@ describe("errors, resets, relocation, guru meditation", () => {
     assert.deepEqual(await vm.call("getResetLog"), ["int:u1", "dev:i8259:u2"]);
   });
 
-  test("a device asking for reset or power off (with exit status)", async () => {
+  test("a device asking for reset, a triple fault, a device asking for power off (exit status)", async () => {
     const vm = await newVM();
     const states: string[] = [];
     VMR3AtStateRegister(vm, (_v, s) => states.push(VMR3GetStateName(s)), null);
     await VMR3PowerOn(vm);
     await vm.call("machineAction", "reset");
+    await vm.call("tripleFault");
+    const t1 = Date.now();
+    while (states.length < 5 && Date.now() - t1 < 5000) await vm.stats("x");
+    assert.equal((await vm.stats("/VM/EMT/Resets"))[0]!.value, 2);
     await vm.call("machineAction", "poweroff", 3);
     const t0 = Date.now();
     while (vm.state !== VMSTATE.OFF && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 5));
     await vm.stats("x"); // a round trip: every event before it has been dispatched
-    assert.deepEqual(states, ["RUNNING", "RESETTING", "RUNNING", "OFF"]);
+    assert.deepEqual(states, ["RUNNING", "RESETTING", "RUNNING", "RESETTING", "RUNNING", "OFF"]);
     assert.equal(vm.exitStatus, 3);
   });
 

@@ -10,6 +10,7 @@ import { Decoder, DecoderOptions, Formatter, FormatterSyntax, Mnemonic } from "i
 import { assemble, CC, mem, R, R8, SR, type Asm } from "../../guest/asm.ts";
 import { buildDemoGuest, DEMO_ORIGIN } from "../../guest/demo.ts";
 import { buildHelloGuest } from "../../guest/hello.ts";
+import { buildTestBios } from "../../guest/testbios.ts";
 import { findMultibootHeader } from "../../src/loader/multiboot.ts";
 import { parseElf32 } from "../../src/loader/elf.ts";
 
@@ -161,4 +162,27 @@ test("the hello guest: entry code decodes and writes the exit code to port 0xF4"
   const i = code.findIndex((s) => s.startsWith("out 0F4h"));
   assert.ok(i > 0, code.join("\n"));
   assert.equal(code[i - 1], "mov eax,21h");
+});
+
+test("the test BIOS ROM: reset vector jumps to F000:F000, whose 16-bit code loops on cs lodsb", () => {
+  const rom = buildTestBios("x", 1);
+  assert.equal(rom.length, 0x10000);
+  assert.deepEqual([...rom.subarray(0xfff0, 0xfff5)], [0xea, 0x00, 0xf0, 0x00, 0xf0]);
+  const d = new Decoder(16, rom.subarray(0xf000), DecoderOptions.None);
+  d.ip = 0xf000n;
+  const f = new Formatter(FormatterSyntax.Nasm);
+  const listing: [number, string][] = [];
+  for (let i = 0; i < 14; i++) {
+    const ins = d.decode();
+    listing.push([Number(ins.ip), f.format(ins)]);
+    ins.free();
+  }
+  f.free();
+  d.free();
+  const lods = listing.find(([, t]) => t.startsWith("lodsb") || t.includes("lods"))!;
+  assert.ok(lods, listing.map((l) => l[1]).join("\n"));
+  const back = listing.find(([, t]) => /^jmp short/.test(t))!;
+  const target = parseInt(/jmp short ([0-9A-F]+)h/.exec(back[1])?.[1] ?? "", 16);
+  assert.equal(target, lods[0], "the loop jumps back to the cs lodsb (prefix included)");
+  assert.ok(listing.some(([, t]) => t === "out 0F4h,al"));
 });

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildDemoGuest, DEMO_PROMPT } from "../../guest/demo.ts";
 import { buildHelloGuest } from "../../guest/hello.ts";
+import { buildTestBios } from "../../guest/testbios.ts";
 import { ConsoleDriver, have, qemuConsole } from "./driver.ts";
 
 const QEMU = have("qemu-system-i386");
@@ -49,6 +50,18 @@ test("demo guest on QEMU: shell commands over the serial port, exit status from 
     } finally {
       q.proc.kill();
     }
+  } finally {
+    f.done();
+  }
+});
+
+test("test BIOS ROM on QEMU (-bios): reset vector, real mode, serial, exit status 0x21", { skip: !QEMU && "qemu-system-i386 not installed" }, async () => {
+  const f = tempFile("bios.bin", buildTestBios("bios ok", 0x10));
+  try {
+    const q = qemuConsole(["-m", "16", "-bios", f.path, ...EXIT_DEV]);
+    const d = new ConsoleDriver(q.console);
+    assert.equal(await q.exited, 0x21);
+    assert.match(d.output, /bios ok\r\n/);
   } finally {
     f.done();
   }

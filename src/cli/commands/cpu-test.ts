@@ -103,27 +103,26 @@ function touchesFfff(t: SstTest, r: SstRun): boolean {
 const EXCUSES: readonly Excuse[] = [
   {
     id: "LOCK_UD",
+    // any opcode: the predicate itself is specific (F0 prefix that our decoder rejects per the SDM
+    // LOCK list — ADD ADC AND BTC BTR BTS CMPXCHG CMPXCHG8B DEC INC NEG NOT OR SBB SUB XOR XADD XCHG
+    // with a memory destination — and #UD actually raised)
     opcodes: ["*"],
     applies: (t, r) => r.info !== null && r.info.lock && !r.info.valid && r.ourVector === 6,
     reason: "LOCK on an instruction that is not lockable (or has a register destination): #UD on 386+, ignored by the 286",
   },
   {
     id: "LEN_LIMIT",
-    opcodes: ["*"],
+    // the files where the capture has 11/12-byte encodings (redundant segment prefixes + imm16)
+    opcodes: ["81.0", "81.1", "81.2", "81.3", "81.4", "81.5", "81.6", "81.7", "C7"],
     applies: (t, r) => t.exception !== undefined && t.bytes.length - 1 > 10 && r.info !== null && r.info.length > 10 && r.info.length <= 15 && r.ourVector === -1,
     reason: "instruction longer than 10 bytes (redundant prefixes): #GP on the 286 (limit 10), valid on 386+ (limit 15)",
   },
   {
     id: "SS_OVERRUN",
-    opcodes: ["*"],
+    // POP ES/DS, XOR [BP+DI], ADD/CMP [BP+..], SAR [BP+SI], RET, LEAVE, RETF, DEC [BP+SI] with a word at SS:FFFF
+    opcodes: ["07", "17", "1F", "31", "81.0", "83.7", "C1.7", "C3", "C9", "CB", "FF.1"],
     applies: (t, r) => t.exception?.number === 13 && r.ourVector === 12 && touchesFfff(t, r),
     reason: "stack-segment access beyond the limit (offset 0xFFFF): the 286 raises #GP (13), 386+ raise #SS (12)",
-  },
-  {
-    id: "WRAP_FFFF",
-    opcodes: ["*"],
-    applies: (t, r) => t.exception === undefined && (r.ourVector === 12 || r.ourVector === 13) && touchesFfff(t, r),
-    reason: "word access at offset 0xFFFF that this 286 wrapped inside the segment: #GP/#SS on 386+ (SDM Vol. 3 'segment wraparound')",
   },
   {
     id: "STR_OVERRUN",

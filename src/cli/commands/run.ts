@@ -22,7 +22,7 @@ import type { CfgmNode } from "../../cfgm/CfgmNode.ts";
 import { inspectStateFile } from "../../ssm/SsmFile.ts";
 import { VM } from "../../vm/Vm.ts";
 import { VMSTATE } from "../../vm/types.ts";
-import type { EscapeCommand } from "../console/escape.ts";
+import { ESCAPE_HELP, type EscapeCommand } from "../console/escape.ts";
 import { attachFile, attachTcp, parseSerialSpec, type SerialAttachment } from "../console/serial.ts";
 import { TerminalConsole } from "../console/terminal.ts";
 import { cacheRoot, fetchDebian, findDebianGuest } from "./image.ts";
@@ -167,14 +167,13 @@ export async function runMachine(o: RunOptions): Promise<number> {
       configure: (_vm, root) => configureRunMachine(root, o.post === true),
     });
   }
-  vm.onError((_vm, _u, _rc, _pos, _fmt, _args, message) => say(`error: ${message}`));
-
   // ---- consoles
   const guest = vm.console("serial0");
   const stdinTTY = process.stdin.isTTY === true;
   let term: TerminalConsole | null = null;
   let attachment: SerialAttachment | null = null;
   const say = (s: string): void => (term ? term.message(s) : err(`[boxvm] ${s}`));
+  vm.onError((_vm, _u, _rc, _pos, _fmt, _args, message) => say(`error: ${message}`));
 
   let finishing = false;
   let finish: (status: number) => void = () => undefined;
@@ -299,6 +298,20 @@ export function register(program: Command): void {
     .option("--save-to <file>", "where Ctrl-A s saves the machine (default ./boxvm-<time>.sav)")
     .option("--demo", "boot boxvm's own demo guest")
     .option("--no-fetch", "do not fetch Debian's guest when it is not cached")
+    .addHelpText(
+      "after",
+      `
+On the terminal (--serial stdio):
+${ESCAPE_HELP.map((l) => `  ${l}`).join("\n")}
+
+Examples:
+  boxvm run                                     Debian's kernel + busybox (fetched on first use)
+  boxvm run --kernel bzImage --initrd initramfs.cpio.gz --append "console=ttyS0" --mem 256
+  boxvm run --kernel kernel.elf --serial tcp:4555   a Multiboot kernel, console on 127.0.0.1:4555
+  boxvm run --bios rom.bin --post                   a ROM from the reset vector, POST codes shown
+  boxvm run --load boxvm-20261124-160102.sav        resume a machine saved with Ctrl-A s
+A guest that writes v to port 0xF4 ends boxvm with exit status (v << 1) | 1.`,
+    )
     .action(async (o: RunOptions) => {
       try {
         process.exitCode = await runMachine(o);

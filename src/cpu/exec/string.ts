@@ -30,6 +30,12 @@ export function stringOp(cpu: Cpu, op: number): void {
   if (op < 0x70 && !ioAllowed(cpu, port, bytes)) return;
   let count = rep !== 0 ? (a32 ? r32[1]! >>> 0 : r16[2]!) : 1;
   if (count === 0) return;
+  if (rep !== 0 && step > 0 && (op === 0xa4 || op === 0xa5 || op === 0xaa || op === 0xab)) {
+    // Bulk path straight into guest RAM, a page at a time; anything unusual (segment checks that
+    // could fault, MMIO, page crossings of one element) falls through to the per-element loop.
+    count = bulk(cpu, op, bytes, a32, count);
+    if (cpu.faulted || count === 0 || bulkYield) return;
+  }
   let n = count < CHUNK ? count : CHUNK;
   const seg = cpu.seg;
   const io = cpu.bus.io;
@@ -119,4 +125,85 @@ export function stringOp(cpu: Cpu, op: number): void {
   }
   // More iterations left: run the instruction again (interrupts may come in between).
   i32[Slot.EIP] = cpu.instrStart;
+}
+
+/**
+ * REP MOVS/STOS forward in whole-page runs. Returns the remaining count (registers committed for
+ * what was done). Stops at the first run it cannot do in bulk, or after CHUNK elements.
+ */
+let bulkYield = false;
+
+function bulk(cpu: Cpu, op: number, size: number, a32: boolean, count: number): number {
+  bulkYield = false;
+  const r32 = cpu.r32;
+  const r16 = cpu.r16;
+  const ram = cpu.bus.mem.ram;
+  const movs = op === 0xa4 || op === 0xa5;
+  const srcSeg = cpu.seg;
+  let budget = CHUNK * 4;
+  while (count > 0 && budget > 0) {
+    const di = a32 ? r32[7]! >>> 0 : r16[14]!;
+    const dlin = (cpu.segBase[SReg.ES]! + di) | 0;
+    let k = Math.floor((4096 - (dlin & 0xfff)) / size);
+    if (k > count) k = count;
+    if (k > budget) k = budget;
+    if (!a32 && k > (0x10000 - di) / size) k = Math.floor((0x10000 - di) / size);
+    let si = 0;
+    let slin = 0;
+    if (movs) {
+      si = a32 ? r32[6]! >>> 0 : r16[12]!;
+      slin = (cpu.segBase[srcSeg]! + si) | 0;
+      const ks = Math.floor((4096 - (slin & 0xfff)) / size);
+      if (k > ks) k = ks;
+      if (!a32 && k > (0x10000 - si) / size) k = Math.floor((0x10000 - si) / size);
+    }
+    if (k <= 0) return count;
+    const len = k * size;
+    if (!cpu.spanOk(SReg.ES, di, len, true)) return count;
+    if (movs && !cpu.spanOk(srcSeg, si, len, false)) return count;
+    let sp = 0;
+    if (movs) {
+      sp = cpu.ramAddr(slin, false);
+      if (sp < 0) return count;
+    }
+    const dp = cpu.ramAddr(dlin, true);
+    if (dp < 0) return count;
+    if (movs) {
+      if (dp > sp && dp < sp + len) {
+        // forward overlap: element by element, as the hardware does
+        for (let i = 0; i < len; i++) ram[dp + i] = ram[sp + i]!;
+      } else {
+        ram.copyWithin(dp, sp, sp + len);
+      }
+    } else if (size === 1) {
+      ram.fill(cpu.r8[0]!, dp, dp + len);
+    } else {
+      const v = size === 2 ? r16[0]! : r32[0]!;
+      for (let i = 0; i < len; i += size) {
+        ram[dp + i] = v & 0xff;
+        ram[dp + i + 1] = (v >>> 8) & 0xff;
+        if (size === 4) {
+          ram[dp + i + 2] = (v >>> 16) & 0xff;
+          ram[dp + i + 3] = (v >>> 24) & 0xff;
+        }
+      }
+    }
+    if (cpu.codePages[dp >>> 12] !== 0) cpu.codeWritten(dp, len);
+    count -= k;
+    budget -= k;
+    if (a32) {
+      r32[7] = (di + len) | 0;
+      if (movs) r32[6] = (si + len) | 0;
+      r32[1] = count;
+    } else {
+      r16[14] = (di + len) & 0xffff;
+      if (movs) r16[12] = (si + len) & 0xffff;
+      r16[2] = count;
+    }
+  }
+  if (count > 0 && budget <= 0) {
+    cpu.i32[Slot.EIP] = cpu.instrStart; // the next chunk runs after an interrupt check
+    bulkYield = true;
+  }
+  return count;
 }

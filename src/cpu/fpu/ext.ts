@@ -63,7 +63,15 @@ function normalize(): void {
  * |a| + |b| (subtract = false) or |a| - |b| (subtract = true) for normalized magnitudes.
  * Returns the sign of the result relative to a: 1 (same as a), -1 (opposite: |b| > |a|), 0 (exact zero).
  */
-export function addMag(ea: number, ah: number, al: number, eb: number, bh: number, bl: number, subtract: boolean): number {
+export function addMag(
+  ea: number,
+  ah: number,
+  al: number,
+  eb: number,
+  bh: number,
+  bl: number,
+  subtract: boolean,
+): number {
   let flip = 1;
   if (eb > ea || (eb === ea && (bh > ah || (bh === ah && bl > al)))) {
     let t = ea;
@@ -309,7 +317,15 @@ export function setMag(e: number, h: number, l: number): void {
 }
 
 /** True when rounding m2:m1:g (+sticky) to q bits rounds up and carries out of the top bit. */
-function roundsUpToCarry(m2: number, m1: number, g: number, sticky: boolean, q: number, rc: number, sign: number): boolean {
+function roundsUpToCarry(
+  m2: number,
+  m1: number,
+  g: number,
+  sticky: boolean,
+  q: number,
+  rc: number,
+  sign: number,
+): boolean {
   let half: boolean;
   let rest: boolean;
   let odd: boolean;
@@ -373,7 +389,7 @@ export function roundExt(sign: number, q: number, cw: number, bias: number): voi
       if (m2 === 0 && m1 === 0 && g === 0) break;
     }
     if (s > 0 && s < 32) {
-      sticky = sticky || (g << (32 - s)) !== 0;
+      sticky = sticky || g << (32 - s) !== 0;
       g = ((g >>> s) | (m1 << (32 - s))) >>> 0;
       m1 = ((m1 >>> s) | (m2 << (32 - s))) >>> 0;
       m2 = m2 >>> s;

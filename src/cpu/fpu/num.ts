@@ -326,7 +326,16 @@ export const res = {
  * unmasked ones, for a register destination (`bias` = 24576), scale the exponent by the bias;
  * for a memory destination (`bias` = 0), `res.store` = false.
  */
-export function roundTo(sign: number, m: number, e: number, t: number, q: number, fmt: Format, cw: number, bias: number): void {
+export function roundTo(
+  sign: number,
+  m: number,
+  e: number,
+  t: number,
+  q: number,
+  fmt: Format,
+  cw: number,
+  bias: number,
+): void {
   const rc = (cw >>> 10) & 3;
   res.flags = 0;
   res.c1 = 0;
@@ -517,7 +526,13 @@ export function packInt80(sign: number, hi: number, lo: number, e: number): void
 }
 
 /** Output of roundInt(): magnitude hi:lo of the rounded integer, flags. */
-export const ri = { hi: 0, lo: 0, inexact: false, up: false, /** magnitude >= 2^64 (cannot be represented) */ huge: false };
+export const ri = {
+  hi: 0,
+  lo: 0,
+  inexact: false,
+  up: false,
+  /** magnitude >= 2^64 (cannot be represented) */ huge: false,
+};
 
 /**
  * Rounds a finite 80-bit value to an integer magnitude exactly (64-bit mantissa, no 53-bit step)

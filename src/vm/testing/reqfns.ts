@@ -48,6 +48,18 @@ export function crash(_vm: EmtVM, text: string): never {
   throw new Error(text);
 }
 
+/** Ends the EMT thread (as a fatal bug outside the loop would). */
+export function exitThread(): void {
+  process.exit(3);
+}
+
+/** Throws from a timer outside the execution loop: an uncaught exception in the EMT thread. */
+export function throwLater(): void {
+  setTimeout(() => {
+    throw new Error("uncaught in the EMT");
+  }, 0);
+}
+
 /** Throws a VBoxError: a failure status the function meant. */
 export function fail(_vm: EmtVM, rc: number): never {
   throw new VBoxError(rc, `Failed on purpose: ${String(rc)}`);
@@ -120,6 +132,12 @@ export function machineAction(vm: EmtVM, what: "reset" | "poweroff", status = 0)
   else vm.machine.requestPowerOff("test", status);
 }
 
+/** Signals a triple fault as the CPU does (bus.onTripleFault), then makes the CPU slice end. */
+export function tripleFault(vm: EmtVM): void {
+  (vm.cpu as unknown as { bus: { onTripleFault(): void } }).bus.onTripleFault();
+  vm.cpu.requestExit();
+}
+
 /** Writes guest output to a char backend as a UART would. */
 export function consoleOut(vm: EmtVM, name: string, text: string): void {
   vm.machine.charBackend(name)?.write(new TextEncoder().encode(text));
@@ -161,6 +179,8 @@ for (const [name, fn] of Object.entries({
   countArgs,
   spin,
   crash,
+  exitThread,
+  throwLater,
   fail,
   whereAmI,
   raiseError,
@@ -171,6 +191,7 @@ for (const [name, fn] of Object.entries({
   unhookReset,
   getResetLog,
   machineAction,
+  tripleFault,
   consoleOut,
   consoleListen,
   consoleHeard,
