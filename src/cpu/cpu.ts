@@ -6,18 +6,42 @@
  *
  * Decode cache: a physical code page that is executed gets a DecodeBlock of 4096 entries indexed by
  * the page offset (struct of arrays: no objects per instruction). `codePages[page]` is 1 while a page
- * has a block; the MMU calls codeWritten() for writes to such pages, which drops the page's block.
- * Instructions that cross a page boundary are decoded each time into a scratch entry, never cached.
+ * has a block; the MMU calls codeWritten() for writes to such pages, which drops the decoded entries
+ * the write overlaps (the whole block for large writes). Instructions that cross a page boundary are
+ * decoded each time into a scratch entry, never cached. Up to MAX_CODE_SLOTS pages are cached; the
+ * oldest slot is recycled round-robin. A fetch on the same linear page as the previous one with an
+ * entry already decoded takes the fast path (no translation, no lookup).
+ *
+ * Run loop: between instructions STATE_INHIBIT_IRQ (one instruction after STI/MOV SS), then NMI, then
+ * INTR (IF=1, bus.irqs.hasInterrupt(), INTA via controller.acknowledge()). A faulting instruction
+ * restores EIP from instrStart and deliverException() (intr.ts) takes over. TF traps after the
+ * instruction (#DB, DR6.BS). REP string instructions run in chunks (exec/string.ts).
  */
 import { Fpu } from "./fpu.ts";
 import { Mmu } from "./mmu.ts";
-import { CpuState, F, SReg, Slot, STATE_HALTED, STATE_IN_NMI, STATE_INHIBIT_IRQ, STATE_NMI_PENDING, Vec } from "./state.ts";
+import {
+  CpuState,
+  F,
+  SReg,
+  Slot,
+  STATE_HALTED,
+  STATE_IN_NMI,
+  STATE_INHIBIT_IRQ,
+  STATE_NMI_PENDING,
+  Vec,
+} from "./state.ts";
 import { CpuExit, type CpuBus, type CpuCore } from "./types.ts";
 import type { SsmUnitReader, SsmUnitWriter } from "../ssm/unit.ts";
 import { flushFlags, readFlags, LZ_MASK } from "./flags.ts";
 import { DEC_MORE, DEC_TOOLONG, DecodeBlock, PF_CS32, PF_SEG_SHIFT, decode } from "./decode/decoder.ts";
 import { execute } from "./exec/exec.ts";
 import { IntKind, deliverException, interrupt, resetMsrs } from "./exec/sysapi.ts";
+
+/** run() stop reasons (bits of #stop). */
+const STOP_EXIT = 1;
+const STOP_SHUTDOWN = 2;
+/** INTR is polled at least every IRQ_POLL_MASK + 1 instructions (MMIO-raised interrupts). */
+const IRQ_POLL_MASK = 63;
 
 /** Maximum number of cached code pages (each holds 4096 decoded entries, about 80 KiB). */
 const MAX_CODE_SLOTS = 256;
@@ -102,9 +126,16 @@ export class Cpu implements CpuCore {
 
   instructionCount = 0;
   readonly ssmVersion = 1;
-  #exitRequested = false;
-  /** Set by tripleFault(); run() returns TRIPLE_FAULT. */
-  #shutdown = false;
+  /** Why run() must stop at the next boundary: 0 none, STOP_EXIT requestExit(), STOP_SHUTDOWN triple fault. */
+  #stop = 0;
+  /**
+   * INTR as last polled. Devices change it only when the CPU calls into them (I/O instructions:
+   * exec sets `pollIrq`; MMIO: caught by the periodic poll) or outside run() (timers), so run()
+   * polls at entry, after I/O, after each INTA and every IRQ_POLL_MASK+1 instructions.
+   */
+  #intr = false;
+  /** Set by I/O instructions: poll INTR at the next boundary. */
+  pollIrq = false;
   /** Set by exec for INT n/INT3/INTO/INT1 so that TF does not add a single-step trap. */
   noSingleStep = false;
 
@@ -148,7 +179,7 @@ export class Cpu implements CpuCore {
 
   /** Called by exception delivery on a triple fault: the machine shuts down and run() returns. */
   tripleFault(): void {
-    this.#shutdown = true;
+    this.#stop |= STOP_SHUTDOWN;
     this.bus.onTripleFault();
   }
 
@@ -425,11 +456,28 @@ export class Cpu implements CpuCore {
 
   /** Guest code in [phys, phys+len) was written: drops the decoded instructions of those pages. */
   codeWritten(phys: number, len: number): void {
+    phys >>>= 0;
+    if (len <= 0) len = 1;
     const first = phys >>> 12;
-    const last = ((phys + (len > 0 ? len : 1) - 1) >>> 12) & 0xfffff;
+    const last = ((phys + len - 1) >>> 12) & 0xfffff;
     for (let p = first; p <= last; p++) {
       const s = this.#pageSlot[p]!;
-      if (s !== 0) this.#dropSlot(s - 1);
+      if (s === 0) continue;
+      if (len >= 1024) {
+        this.#dropSlot(s - 1);
+        continue;
+      }
+      // Drop only the entries whose bytes overlap the write: instructions start at most 14 bytes
+      // before it (cached instructions never cross the page end).
+      const blk = this.#slots[s - 1]!;
+      const pageBase = p * 4096;
+      const start = phys > pageBase ? phys - pageBase : 0;
+      const end = phys + len - pageBase < 4096 ? phys + len - pageBase : 4096;
+      const lens = blk.len;
+      for (let o = start > 14 ? start - 14 : 0; o < end; o++) {
+        const l = lens[o]!;
+        if (l !== 0 && o + l > start) lens[o] = 0;
+      }
     }
   }
 
@@ -645,38 +693,62 @@ export class Cpu implements CpuCore {
     const i32 = this.i32;
     const irqs = this.bus.irqs;
     let n = 0;
+    this.#intr = irqs.hasInterrupt();
     for (;;) {
-      if (this.#exitRequested) {
-        this.#exitRequested = false;
+      if (this.#stop !== 0) {
+        const stop = this.#stop;
+        if ((stop & STOP_SHUTDOWN) !== 0) {
+          this.#stop = stop & ~STOP_SHUTDOWN;
+          return CpuExit.TRIPLE_FAULT;
+        }
+        this.#stop = 0;
         return CpuExit.EXIT_REQUESTED;
       }
-      if (this.#shutdown) {
-        this.#shutdown = false;
-        return CpuExit.TRIPLE_FAULT;
-      }
       if (n >= maxInstructions) return (i32[Slot.STATE]! & STATE_HALTED) !== 0 ? CpuExit.HALTED : CpuExit.BUDGET;
-      const st = i32[Slot.STATE]!;
-      if ((st & STATE_INHIBIT_IRQ) !== 0) {
-        // the instruction after STI / MOV SS runs before interrupts are looked at
-        i32[Slot.STATE] = st & ~STATE_INHIBIT_IRQ;
-      } else if ((st & STATE_NMI_PENDING) !== 0 && (st & STATE_IN_NMI) === 0) {
-        i32[Slot.STATE] = (st & ~(STATE_NMI_PENDING | STATE_HALTED)) | STATE_IN_NMI;
-        this.#deliverInterrupt(Vec.NMI);
-        continue;
-      } else if ((i32[Slot.EFLAGS]! & F.IF) !== 0 && irqs.hasInterrupt()) {
-        const vector = irqs.controller!.acknowledge();
-        i32[Slot.STATE] = i32[Slot.STATE]! & ~STATE_HALTED;
-        this.#deliverInterrupt(vector & 0xff);
-        continue;
+      if (this.pollIrq || (n & IRQ_POLL_MASK) === 0) {
+        this.pollIrq = false;
+        this.#intr = irqs.hasInterrupt();
       }
-      if ((i32[Slot.STATE]! & STATE_HALTED) !== 0) return CpuExit.HALTED;
+      const st = i32[Slot.STATE]!;
+      if (st !== 0) {
+        if ((st & STATE_INHIBIT_IRQ) !== 0) {
+          // the instruction after STI / MOV SS runs before interrupts are looked at
+          i32[Slot.STATE] = st & ~STATE_INHIBIT_IRQ;
+          this.step();
+          n++;
+          continue;
+        }
+        if ((st & STATE_NMI_PENDING) !== 0 && (st & STATE_IN_NMI) === 0) {
+          i32[Slot.STATE] = (st & ~(STATE_NMI_PENDING | STATE_HALTED)) | STATE_IN_NMI;
+          this.#deliverInterrupt(Vec.NMI);
+          continue;
+        }
+      }
+      if (this.#intr && (i32[Slot.EFLAGS]! & F.IF) !== 0) {
+        this.#intr = false;
+        if (irqs.hasInterrupt()) {
+          const vector = irqs.controller!.acknowledge();
+          i32[Slot.STATE] = i32[Slot.STATE]! & ~STATE_HALTED;
+          this.#deliverInterrupt(vector & 0xff);
+          this.#intr = irqs.hasInterrupt();
+          continue;
+        }
+      }
+      if ((st & STATE_HALTED) !== 0) {
+        // Halted: wait for INTR (polled now, as nothing else runs devices inside run()).
+        if ((i32[Slot.EFLAGS]! & F.IF) !== 0 && irqs.hasInterrupt()) {
+          this.#intr = true;
+          continue;
+        }
+        return CpuExit.HALTED;
+      }
       this.step();
       n++;
     }
   }
 
   requestExit(): void {
-    this.#exitRequested = true;
+    this.#stop |= STOP_EXIT;
   }
 
   saveState(w: SsmUnitWriter): void {

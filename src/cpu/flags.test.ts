@@ -38,7 +38,7 @@ function reference(op: "add" | "sub" | "logic", bits: number, a: number, b: numb
     const sb = B >= sign ? B - (1n << BigInt(bits)) : B;
     const sr = sa - sb - C;
     if (sr >= sign || sr < -sign) f |= F.OF;
-    if (((A & 15n) - (B & 15n) - C) < 0n) f |= F.AF;
+    if ((A & 15n) - (B & 15n) - C < 0n) f |= F.AF;
   }
   if (res === 0n) f |= F.ZF;
   if (res & sign) f |= F.SF;
@@ -58,18 +58,29 @@ function state(): Int32Array {
 
 test("lazy ADD/ADC/SUB/SBB flags match the reference for 8/16/32 bits", () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 2 }), fc.integer(), fc.integer(), fc.boolean(), fc.boolean(), (size, a, b, carry, sub) => {
-      const bits = BITS[size]!;
-      const m = bits === 32 ? -1 : (1 << bits) - 1;
-      a &= m;
-      b &= m;
-      const c = carry ? 1 : 0;
-      const r = sub ? (a - b - c) | 0 : (a + b + c) | 0;
-      const i32 = state();
-      setLazy(i32, (sub ? LZ_SUB : LZ_ADD) | size, r, a, b, ALL_ARITH);
-      const want = reference(sub ? "sub" : "add", bits, a, b, c, r);
-      assert.equal(readFlags(i32) & ALL_ARITH, want, `${sub ? "sub" : "add"}${String(bits)} ${String(a)} ${String(b)} c=${String(c)}`);
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: 2 }),
+      fc.integer(),
+      fc.integer(),
+      fc.boolean(),
+      fc.boolean(),
+      (size, a, b, carry, sub) => {
+        const bits = BITS[size]!;
+        const m = bits === 32 ? -1 : (1 << bits) - 1;
+        a &= m;
+        b &= m;
+        const c = carry ? 1 : 0;
+        const r = sub ? (a - b - c) | 0 : (a + b + c) | 0;
+        const i32 = state();
+        setLazy(i32, (sub ? LZ_SUB : LZ_ADD) | size, r, a, b, ALL_ARITH);
+        const want = reference(sub ? "sub" : "add", bits, a, b, c, r);
+        assert.equal(
+          readFlags(i32) & ALL_ARITH,
+          want,
+          `${sub ? "sub" : "add"}${String(bits)} ${String(a)} ${String(b)} c=${String(c)}`,
+        );
+      },
+    ),
     { numRuns: 20000, seed: 686 },
   );
 });
@@ -106,22 +117,29 @@ test("INC/DEC keep CF; logic results clear CF/OF/AF; flushFlags materializes", (
 
 test("condition codes agree with the materialized flags", () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 2 }), fc.integer(), fc.integer(), fc.boolean(), fc.integer({ min: 0, max: 15 }), (size, a, b, sub, cc) => {
-      const bits = BITS[size]!;
-      const m = bits === 32 ? -1 : (1 << bits) - 1;
-      a &= m;
-      b &= m;
-      const i32 = state();
-      setLazy(i32, (sub ? LZ_SUB : LZ_ADD) | size, sub ? (a - b) | 0 : (a + b) | 0, a, b, ALL_ARITH);
-      const f = readFlags(i32);
-      const cf = (f & F.CF) !== 0;
-      const zf = (f & F.ZF) !== 0;
-      const sf = (f & F.SF) !== 0;
-      const of = (f & F.OF) !== 0;
-      const pf = (f & F.PF) !== 0;
-      const base = [of, cf, zf, cf || zf, sf, pf, sf !== of, zf || sf !== of][cc >> 1]!;
-      assert.equal(testCC(i32, cc), (cc & 1) === 0 ? base : !base);
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: 2 }),
+      fc.integer(),
+      fc.integer(),
+      fc.boolean(),
+      fc.integer({ min: 0, max: 15 }),
+      (size, a, b, sub, cc) => {
+        const bits = BITS[size]!;
+        const m = bits === 32 ? -1 : (1 << bits) - 1;
+        a &= m;
+        b &= m;
+        const i32 = state();
+        setLazy(i32, (sub ? LZ_SUB : LZ_ADD) | size, sub ? (a - b) | 0 : (a + b) | 0, a, b, ALL_ARITH);
+        const f = readFlags(i32);
+        const cf = (f & F.CF) !== 0;
+        const zf = (f & F.ZF) !== 0;
+        const sf = (f & F.SF) !== 0;
+        const of = (f & F.OF) !== 0;
+        const pf = (f & F.PF) !== 0;
+        const base = [of, cf, zf, cf || zf, sf, pf, sf !== of, zf || sf !== of][cc >> 1]!;
+        assert.equal(testCC(i32, cc), (cc & 1) === 0 ? base : !base);
+      },
+    ),
     { numRuns: 5000, seed: 6 },
   );
 });

@@ -23,7 +23,11 @@
  *    about 2^-52 relative, where a P6 gives about 2^-63); argument reduction is exact rather than
  *    the P6's 66-bit pi; PE is set, C1 is 0 (hardware: rounded up). Operands/results beyond the
  *    double range are handled by exponent scaling for FYL2X/FPATAN, not for the others.
- *  - the denormal-operand exception (DE) for FST m32/m64 of an extended denormal is reported.
+ *  - FST m32/m64 of an extended denormal reports DE (not checked against hardware).
+ *  - FPREM/FPREM1 partial steps (exponent difference >= 64) reduce by N = 32 + (D - 32) mod 32 bits;
+ *    the SDM leaves N implementation-defined, so intermediate partial remainders may differ from a
+ *    P6's; the final (C2 = 0) remainder and quotient bits are exact.
+ *  - NE = 0 error reporting, see below.
  *
  * ## State layout (bytes of cpu.s.fpuBytes = state buffer 512..1023)
  *   0  FCW (u16)    2  FSW (u16, TOP in bits 11..13)   4  FTW (u16, full 2-bit tags, physical order)
@@ -36,12 +40,14 @@
  *
  * ## Exceptions
  * Pending unmasked exception = FSW.ES. A waiting instruction that finds ES set raises #MF (16) when
- * CR0.NE = 1. With CR0.NE = 0 the unit asserts FERR# (`onFerr`, wired to the ferr device's latch;
- * `bus.irqs.setIrq(13, true)` when unwired) when the unmasked exception is recorded (and when
- * FLDCW/FLDENV/FRSTOR unmask a set flag); waiting instructions then proceed (as with IGNNE#
- * asserted). XXX(approx): a P6 asserts FERR# at the next waiting instruction and freezes there
- * until IGNNE#; the immediate form gives the same handler-visible state. The chipset clears the
- * IRQ 13 level on a write to port 0xF0 (devices' job; the FPU never lowers it).
+ * CR0.NE = 1. With CR0.NE = 0 the unit asserts FERR# when the instruction that caused the unmasked
+ * exception completes, as the P6 does (SDM vol. 3 "Assertion of the FERR# pin"), and when
+ * FLDCW/FLDENV/FRSTOR unmask a set flag: through `onFerr` (wired to the ferr device's latch), or
+ * `bus.irqs.setIrq(13, true)` while unwired. The chipset clears the IRQ 13 level on a write to port
+ * 0xF0 (devices' job; the FPU never lowers it). XXX(approx): with NE = 0 a later waiting instruction
+ * proceeds as if IGNNE# were asserted; a P6 with IGNNE# deasserted would stall there until the
+ * IRQ 13 handler ran. #NM (EM/TS) is checked before #UD, and #UD before pending exceptions (SDM vol. 3
+ * "FPU error signals").
  */
 import type { Cpu } from "./cpu.ts";
 import * as stateMod from "./state.ts";
@@ -62,6 +68,7 @@ const {
   Unpacked,
   X,
   classify,
+  classify80,
   doubleBits,
   floatBits,
   p80,
@@ -1537,8 +1544,8 @@ export class Fpu {
   #arith(op: number, a: number, b: number, dst: number): boolean {
     const ua = this.#ua;
     const ub = this.#ub;
-    unpack80(this.se(a), this.hi(a), this.lo(a), ua);
-    unpack80(this.se(b), this.hi(b), this.lo(b), ub);
+    classify80(this.se(a), this.hi(a), this.lo(a), ua);
+    classify80(this.se(b), this.hi(b), this.lo(b), ub);
     const nan = this.#nan2(ua, ub, a, b, dst);
     if (nan !== 0) return nan === 1;
     if (this.#denCheck(ua, ub, b)) return false;
@@ -1650,7 +1657,7 @@ export class Fpu {
     }
     this.#setC1(0);
     const u = this.#ua;
-    unpack80(this.se(st0), this.hi(st0), this.lo(st0), u);
+    classify80(this.se(st0), this.hi(st0), this.lo(st0), u);
     if (this.#nan1(u, st0)) return;
     if (u.cls === Cls.ZERO) return;
     if (u.sign !== 0) {
@@ -1686,7 +1693,7 @@ export class Fpu {
     this.#setC1(0);
     const se = this.se(st0);
     const u = this.#ua;
-    unpack80(se, this.hi(st0), this.lo(st0), u);
+    classify80(se, this.hi(st0), this.lo(st0), u);
     if (this.#nan1(u, st0)) return;
     if (u.cls !== Cls.FIN) return;
     if (this.#denCheck(u, null, -1)) return;
@@ -1708,8 +1715,8 @@ export class Fpu {
     if (!this.#checkTwo(st0, st1, st0)) return;
     const ua = this.#ua;
     const ub = this.#ub;
-    unpack80(this.se(st0), this.hi(st0), this.lo(st0), ua);
-    unpack80(this.se(st1), this.hi(st1), this.lo(st1), ub);
+    classify80(this.se(st0), this.hi(st0), this.lo(st0), ua);
+    classify80(this.se(st1), this.hi(st1), this.lo(st1), ub);
     if (this.#nan2(ua, ub, st0, st1, st0) !== 0) return;
     if (this.#denCheck(ua, ub, st1)) return;
     if (ub.cls === Cls.INF) {
@@ -1753,7 +1760,7 @@ export class Fpu {
     this.#setC1(0);
     const se = this.se(st0);
     const u = this.#ua;
-    unpack80(se, this.hi(st0), this.lo(st0), u);
+    classify80(se, this.hi(st0), this.lo(st0), u);
     const sign = (se >>> 15) & 1;
     if (u.cls === Cls.BAD || u.cls === Cls.SNAN) {
       this.#signal(X.IE);
@@ -1807,8 +1814,8 @@ export class Fpu {
     if (!this.#checkTwo(st0, st1, st0)) return;
     const ua = this.#ua;
     const ub = this.#ub;
-    unpack80(this.se(st0), this.hi(st0), this.lo(st0), ua);
-    unpack80(this.se(st1), this.hi(st1), this.lo(st1), ub);
+    classify80(this.se(st0), this.hi(st0), this.lo(st0), ua);
+    classify80(this.se(st1), this.hi(st1), this.lo(st1), ub);
     if (this.#nan2(ua, ub, st0, st1, st0) !== 0) return;
     if (ua.cls === Cls.INF || ub.cls === Cls.ZERO) {
       this.#invalid(st0);

@@ -6,6 +6,7 @@
  */
 import type { PhysMem } from "../mem/PhysMem.ts";
 import { alignUp, hex } from "./bytes.ts";
+import { Status, VBoxError } from "../vm/err.ts";
 
 /** Largest ROM accepted (the PIIX flash window is at most a few MiB; 16 MiB is generous). */
 export const MAX_BIOS_BYTES = 16 * 1024 * 1024;
@@ -27,15 +28,15 @@ export interface BiosMapping {
  * of 4 KiB is padded at the front with 0xFF so that its last byte stays at the top.
  */
 export function mapBios(mem: PhysMem, rom: Uint8Array): BiosMapping {
-  if (rom.length === 0) throw new Error("BIOS image is empty");
+  if (rom.length === 0) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "BIOS image is empty");
   if (rom.length > MAX_BIOS_BYTES) {
-    throw new Error(`BIOS image is ${String(rom.length)} bytes; at most ${String(MAX_BIOS_BYTES)} are supported`);
+    throw new VBoxError(Status.VERR_INVALID_PARAMETER, `BIOS image is ${String(rom.length)} bytes; at most ${String(MAX_BIOS_BYTES)} are supported`);
   }
   const size = alignUp(rom.length, 4096);
   const padded = new Uint8Array(size).fill(0xff);
   padded.set(rom, size - rom.length);
   const highBase = 0x1_0000_0000 - size;
-  if (highBase < mem.ramSize) throw new Error(`BIOS image at ${hex(highBase)} would overlap RAM`);
+  if (highBase < mem.ramSize) throw new VBoxError(Status.VERR_NO_MEMORY, `BIOS image at ${hex(highBase)} would overlap RAM`);
   mem.mapRom(highBase, padded);
   const lowSize = Math.min(size, LOW_BIOS_WINDOW);
   const lowBase = 0x100000 - lowSize;

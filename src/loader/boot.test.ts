@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { cfgmFromObject } from "../cfgm/CfgmNode.ts";
 import { PhysMem } from "../mem/PhysMem.ts";
+import { VBoxError } from "../vm/err.ts";
 import { Reg, Slot } from "../cpu/state.ts";
 import { bootConfigKeys, bootMachine, detectKernelFormat } from "./boot.ts";
 import { LINUX_LAYOUT } from "./bzimage.ts";
@@ -85,4 +86,20 @@ test("unknown keys and bad values are refused with their path", () => {
   assert.throws(() => bootMachine({ ...ctx, cfg: cfgmFromObject({ Boot: { Initrd: "/i" } }) }), /without/);
   assert.throws(() => bootMachine({ ...ctx, cfg: cfgmFromObject({ Boot: { Kernel: "/nope" } }) }), /Cannot read \/nope/);
   assert.deepEqual([...bootConfigKeys].sort(), ["Bios", "Cmdline", "Initrd", "Kernel", "KernelFormat"]);
+});
+
+test("failures are VBoxErrors with a status: file not found, not bootable, not enough memory", () => {
+  const code = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (e) {
+      return e instanceof VBoxError ? e.code : `not a VBoxError: ${String(e)}`;
+    }
+    return "no error";
+  };
+  const mem = new PhysMem(16 * MiB);
+  assert.equal(code(() => bootMachine({ cfg: cfgmFromObject({ Boot: { Kernel: "/nonexistent/boxvm-kernel" } }), mem, cpu: new FakeCpu() })), "VERR_FILE_NOT_FOUND");
+  const ctx = { mem, cpu: new FakeCpu() };
+  assert.equal(code(() => bootMachine({ ...ctx, cfg: cfgmFromObject({ Boot: { Kernel: "/k" } }), readFile: files({ "/k": new Uint8Array(100) }) })), "VERR_NOT_SUPPORTED");
+  assert.equal(code(() => bootMachine({ ...ctx, cfg: cfgmFromObject({ Boot: { Kernel: "/k" } }), readFile: files({ "/k": fakeBzImage() }) })), "VERR_NO_MEMORY");
 });

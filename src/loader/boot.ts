@@ -22,6 +22,7 @@ import { hex } from "./bytes.ts";
 import { readHostFile } from "./files.ts";
 import { findMultibootHeader, loadMultiboot } from "./multiboot.ts";
 import type { LoaderCpu } from "./pmode.ts";
+import { Status, VBoxError } from "../vm/err.ts";
 
 /** What the boot code works on. */
 export interface BootContext {
@@ -54,7 +55,7 @@ export interface BootResult {
 export function detectKernelFormat(image: Uint8Array): "linux" | "multiboot" {
   if (isBzImage(image)) return "linux";
   if (findMultibootHeader(image)) return "multiboot";
-  throw new Error("Kernel is neither a Linux bzImage (no \"HdrS\" header) nor a Multiboot kernel (no header in the first 8 KiB)");
+  throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Kernel is neither a Linux bzImage (no \"HdrS\" header) nor a Multiboot kernel (no header in the first 8 KiB)");
 }
 
 /** Called by the EMT at power-on and after every reset. Throws Error/VBoxError on a bad configuration. */
@@ -70,9 +71,9 @@ export function bootMachine(ctx: BootContext): BootResult {
   const cmdline = boot.queryStringDef("Cmdline", "");
   const format = boot.queryStringDef("KernelFormat", "auto");
   if (!(kernelFormats as readonly string[]).includes(format)) {
-    throw new Error(`/Boot/KernelFormat: ${JSON.stringify(format)} is not one of ${kernelFormats.join(", ")}`);
+    throw new VBoxError(Status.VERR_INVALID_PARAMETER, `/Boot/KernelFormat: ${JSON.stringify(format)} is not one of ${kernelFormats.join(", ")}`);
   }
-  if (!kernelPath && initrdPath) throw new Error("/Boot/Initrd is set without /Boot/Kernel");
+  if (!kernelPath && initrdPath) throw new VBoxError(Status.VERR_INVALID_PARAMETER, "/Boot/Initrd is set without /Boot/Kernel");
 
   let result: BootResult = { kind: "none" };
   if (biosPath) {

@@ -27,6 +27,7 @@ import type { PhysMem } from "../mem/PhysMem.ts";
 import { alignDown, alignUp, cString, hex, put16, put32, put64, put8, u16, u32, u64, u8 } from "./bytes.ts";
 import { e820Map, type E820Entry } from "./e820.ts";
 import { enterFlat32, writeFlatGdt, type LoaderCpu } from "./pmode.ts";
+import { Status, VBoxError } from "../vm/err.ts";
 
 /** loadflags bits. */
 export const LOADED_HIGH = 0x01;
@@ -128,29 +129,29 @@ export function isBzImage(image: Uint8Array): boolean {
 /** Reads and checks the setup header; throws Error with the reason for an image it cannot boot. */
 export function parseSetupHeader(image: Uint8Array): SetupHeader {
   if (image.length < 0x264 || u32(image, BP.HEADER) !== HDRS) {
-    throw new Error('Not a Linux bzImage: no "HdrS" setup header at 0x202');
+    throw new VBoxError(Status.VERR_NOT_SUPPORTED, 'Not a Linux bzImage: no "HdrS" setup header at 0x202');
   }
   const version = u16(image, BP.VERSION);
   if (version < MIN_PROTOCOL) {
-    throw new Error(
+    throw new VBoxError(Status.VERR_NOT_SUPPORTED, 
       `Linux boot protocol ${protocolString(version)} is too old: boxvm loads 2.06 and later (kernel 2.6.22+)`,
     );
   }
   const loadflags = u8(image, BP.LOADFLAGS);
   if ((loadflags & LOADED_HIGH) === 0) {
-    throw new Error("Not a bzImage: loadflags.LOADED_HIGH is clear (zImage kernels load at 0x10000; unsupported)");
+    throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Not a bzImage: loadflags.LOADED_HIGH is clear (zImage kernels load at 0x10000; unsupported)");
   }
   const rawSects = u8(image, BP.SETUP_SECTS);
   const setupSects = rawSects === 0 ? 4 : rawSects;
   const syssize = u32(image, BP.SYSSIZE);
   const kernelOffset = (setupSects + 1) * 512;
   if (kernelOffset >= image.length) {
-    throw new Error(`Truncated bzImage: setup_sects=${String(setupSects)} but the file is ${String(image.length)} bytes`);
+    throw new VBoxError(Status.VERR_NOT_SUPPORTED, `Truncated bzImage: setup_sects=${String(setupSects)} but the file is ${String(image.length)} bytes`);
   }
   const declared = syssize * 16;
   const available = image.length - kernelOffset;
   if (declared > available) {
-    throw new Error(
+    throw new VBoxError(Status.VERR_NOT_SUPPORTED, 
       `Truncated bzImage: syssize says ${String(declared)} bytes of kernel, the file has ${String(available)}`,
     );
   }
@@ -229,7 +230,7 @@ export function loadLinux(mem: PhysMem, cpu: LoaderCpu, opts: LinuxBootOptions):
   const cmdline = opts.cmdline ?? "";
   const cmdBytes = cString(cmdline);
   if (cmdBytes.length - 1 > h.cmdlineSize) {
-    throw new Error(
+    throw new VBoxError(Status.VERR_INVALID_PARAMETER, 
       `Kernel command line is ${String(cmdBytes.length - 1)} bytes; this kernel accepts ${String(h.cmdlineSize)}`,
     );
   }
@@ -240,7 +241,7 @@ export function loadLinux(mem: PhysMem, cpu: LoaderCpu, opts: LinuxBootOptions):
   const runtime = runtimeRange(h, kernelAddr);
   const needTop = Math.max(kernelEnd, runtime.end);
   if (needTop > ramTop) {
-    throw new Error(
+    throw new VBoxError(Status.VERR_NO_MEMORY, 
       `Not enough RAM for this kernel: it needs memory up to ${hex(needTop)} (${String(Math.ceil(needTop / 1048576))} MiB), ` +
         `the VM has ${String(ramTop / 1048576)} MiB`,
     );
@@ -254,7 +255,7 @@ export function loadLinux(mem: PhysMem, cpu: LoaderCpu, opts: LinuxBootOptions):
     const limit = Math.min(h.initrdAddrMax + 1, ramTop);
     initrdAddr = alignDown(limit - initrdSize, 4096);
     if (initrdAddr < needTop) {
-      throw new Error(
+      throw new VBoxError(Status.VERR_NO_MEMORY, 
         `Not enough RAM for the initrd (${String(Math.ceil(initrdSize / 1024))} KiB) above the kernel, ` +
           `which needs memory up to ${hex(needTop)}: give the VM more memory`,
       );

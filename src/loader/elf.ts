@@ -9,6 +9,7 @@
  * Program header (32 bytes): p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_flags, p_align.
  */
 import { u16, u32 } from "./bytes.ts";
+import { Status, VBoxError } from "../vm/err.ts";
 
 export const PT_LOAD = 1;
 export const EM_386 = 3;
@@ -40,19 +41,19 @@ export function isElf(b: Uint8Array): boolean {
 
 /** Parses an ELF32 little-endian i386 file; throws Error naming what is wrong. */
 export function parseElf32(b: Uint8Array): Elf32 {
-  if (!isElf(b)) throw new Error("Not an ELF file (no \\x7fELF magic)");
-  if (b.length < 52) throw new Error("Truncated ELF header");
-  if (b[4] !== 1) throw new Error(`Not a 32-bit ELF file (EI_CLASS=${String(b[4])}); boxvm emulates an i686`);
-  if (b[5] !== 1) throw new Error("Not a little-endian ELF file");
+  if (!isElf(b)) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Not an ELF file (no \\x7fELF magic)");
+  if (b.length < 52) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Truncated ELF header");
+  if (b[4] !== 1) throw new VBoxError(Status.VERR_NOT_SUPPORTED, `Not a 32-bit ELF file (EI_CLASS=${String(b[4])}); boxvm emulates an i686`);
+  if (b[5] !== 1) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Not a little-endian ELF file");
   const type = u16(b, 0x10);
   const machine = u16(b, 0x12);
-  if (machine !== EM_386) throw new Error(`ELF machine ${String(machine)} is not EM_386 (3)`);
+  if (machine !== EM_386) throw new VBoxError(Status.VERR_NOT_SUPPORTED, `ELF machine ${String(machine)} is not EM_386 (3)`);
   const entry = u32(b, 0x18);
   const phoff = u32(b, 0x1c);
   const phentsize = u16(b, 0x2a);
   const phnum = u16(b, 0x2c);
-  if (phnum > 0 && phentsize < 32) throw new Error(`Bad ELF e_phentsize ${String(phentsize)}`);
-  if (phoff + phnum * phentsize > b.length) throw new Error("Truncated ELF program headers");
+  if (phnum > 0 && phentsize < 32) throw new VBoxError(Status.VERR_NOT_SUPPORTED, `Bad ELF e_phentsize ${String(phentsize)}`);
+  if (phoff + phnum * phentsize > b.length) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Truncated ELF program headers");
   const segments: ElfSegment[] = [];
   for (let i = 0; i < phnum; i++) {
     const o = phoff + i * phentsize;
@@ -66,8 +67,8 @@ export function parseElf32(b: Uint8Array): Elf32 {
       flags: u32(b, o + 24),
     };
     if (seg.type === PT_LOAD) {
-      if (seg.offset + seg.filesz > b.length) throw new Error(`ELF segment ${String(i)} extends past the end of the file`);
-      if (seg.filesz > seg.memsz) throw new Error(`ELF segment ${String(i)} has p_filesz > p_memsz`);
+      if (seg.offset + seg.filesz > b.length) throw new VBoxError(Status.VERR_NOT_SUPPORTED, `ELF segment ${String(i)} extends past the end of the file`);
+      if (seg.filesz > seg.memsz) throw new VBoxError(Status.VERR_NOT_SUPPORTED, `ELF segment ${String(i)} has p_filesz > p_memsz`);
     }
     segments.push(seg);
   }

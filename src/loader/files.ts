@@ -4,6 +4,7 @@
  * changed (size or modification time).
  */
 import { readFileSync, statSync } from "node:fs";
+import { Status, VBoxError } from "../vm/err.ts";
 
 interface Cached {
   size: number;
@@ -18,7 +19,11 @@ export function readHostFile(path: string): Uint8Array {
   try {
     st = statSync(path);
   } catch (e) {
-    throw new Error(`Cannot read ${path}: ${(e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new VBoxError(
+      code === "ENOENT" ? Status.VERR_FILE_NOT_FOUND : Status.VERR_OPEN_FAILED,
+      `Cannot read ${path}: ${(e as Error).message}`,
+    );
   }
   const hit = cache.get(path);
   if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.bytes;

@@ -27,6 +27,7 @@ import { alignUp, cString, hex, put32, put64, u32 } from "./bytes.ts";
 import { e820Map, LOW_RAM_END } from "./e820.ts";
 import { isElf, parseElf32, PT_LOAD } from "./elf.ts";
 import { enterFlat32, FLAT_GDT_BYTES, writeFlatGdt, type LoaderCpu } from "./pmode.ts";
+import { Status, VBoxError } from "../vm/err.ts";
 
 export const MULTIBOOT_MAGIC = 0x1badb002;
 /** EAX at entry. */
@@ -126,10 +127,10 @@ function overlaps(a: Range, b: Range): boolean {
 export function loadMultiboot(mem: PhysMem, cpu: LoaderCpu, opts: MultibootOptions): MultibootInfo {
   const image = opts.kernel;
   const h = findMultibootHeader(image);
-  if (!h) throw new Error(`No Multiboot header in the first ${String(MULTIBOOT_SEARCH)} bytes`);
+  if (!h) throw new VBoxError(Status.VERR_NOT_SUPPORTED, `No Multiboot header in the first ${String(MULTIBOOT_SEARCH)} bytes`);
   const unknown = h.flags & 0xffff & ~KNOWN_REQUIRED;
   if (unknown !== 0) {
-    throw new Error(`Multiboot header requires features boxvm does not provide (flags ${hex(unknown)})`);
+    throw new VBoxError(Status.VERR_NOT_SUPPORTED, `Multiboot header requires features boxvm does not provide (flags ${hex(unknown)})`);
   }
   const ramTop = mem.ramSize;
 
@@ -138,7 +139,7 @@ export function loadMultiboot(mem: PhysMem, cpu: LoaderCpu, opts: MultibootOptio
   const place = (addr: number, bytes: Uint8Array, memsz: number): void => {
     const r = { start: addr, end: addr + memsz };
     if (r.end > ramTop) {
-      throw new Error(`Kernel segment ${hex(r.start)}..${hex(r.end)} is beyond the VM's RAM (${hex(ramTop)})`);
+      throw new VBoxError(Status.VERR_NO_MEMORY, `Kernel segment ${hex(r.start)}..${hex(r.end)} is beyond the VM's RAM (${hex(ramTop)})`);
     }
     mem.writeBytes(addr, bytes);
     if (memsz > bytes.length) mem.writeBytes(addr + bytes.length, new Uint8Array(memsz - bytes.length));
@@ -146,27 +147,27 @@ export function loadMultiboot(mem: PhysMem, cpu: LoaderCpu, opts: MultibootOptio
   };
   let entry: number;
   if ((h.flags & MBH.AOUT_KLUDGE) !== 0) {
-    if (h.loadAddr > h.headerAddr) throw new Error("Multiboot header: load_addr is above header_addr");
+    if (h.loadAddr > h.headerAddr) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Multiboot header: load_addr is above header_addr");
     const fileStart = h.offset - (h.headerAddr - h.loadAddr);
-    if (fileStart < 0) throw new Error("Multiboot header: load_addr lies before the start of the file");
+    if (fileStart < 0) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Multiboot header: load_addr lies before the start of the file");
     const loadLen = h.loadEndAddr !== 0 ? h.loadEndAddr - h.loadAddr : image.length - fileStart;
     if (loadLen < 0 || fileStart + loadLen > image.length) {
-      throw new Error("Multiboot header: load_end_addr is outside the file");
+      throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Multiboot header: load_end_addr is outside the file");
     }
     const memLen = h.bssEndAddr !== 0 ? h.bssEndAddr - h.loadAddr : loadLen;
-    if (memLen < loadLen) throw new Error("Multiboot header: bss_end_addr is below load_end_addr");
+    if (memLen < loadLen) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Multiboot header: bss_end_addr is below load_end_addr");
     place(h.loadAddr, image.subarray(fileStart, fileStart + loadLen), memLen);
     entry = h.entryAddr;
   } else {
     if (!isElf(image)) {
-      throw new Error("Multiboot kernel is not ELF and its header has no address fields (flag 16)");
+      throw new VBoxError(Status.VERR_NOT_SUPPORTED, "Multiboot kernel is not ELF and its header has no address fields (flag 16)");
     }
     const elf = parseElf32(image);
     for (const seg of elf.segments) {
       if (seg.type !== PT_LOAD || seg.memsz === 0) continue;
       place(seg.paddr, image.subarray(seg.offset, seg.offset + seg.filesz), seg.memsz);
     }
-    if (ranges.length === 0) throw new Error("ELF kernel has no PT_LOAD segment");
+    if (ranges.length === 0) throw new VBoxError(Status.VERR_NOT_SUPPORTED, "ELF kernel has no PT_LOAD segment");
     entry = elf.entry;
   }
 
@@ -177,7 +178,7 @@ export function loadMultiboot(mem: PhysMem, cpu: LoaderCpu, opts: MultibootOptio
     const start = next;
     const end = start + m.data.length;
     if (end > ramTop) {
-      throw new Error(`Not enough RAM for module "${m.string}" (${String(m.data.length)} bytes at ${hex(start)})`);
+      throw new VBoxError(Status.VERR_NO_MEMORY, `Not enough RAM for module "${m.string}" (${String(m.data.length)} bytes at ${hex(start)})`);
     }
     mem.writeBytes(start, m.data);
     modules.push({ start, end, string: m.string });
@@ -189,10 +190,10 @@ export function loadMultiboot(mem: PhysMem, cpu: LoaderCpu, opts: MultibootOptio
   const alloc = (size: number, align = 16): number => {
     const at = alignUp(bump, align);
     const r = { start: at, end: at + size };
-    if (r.end > MULTIBOOT_LAYOUT.areaEnd) throw new Error("Multiboot information does not fit below 639 KiB");
+    if (r.end > MULTIBOOT_LAYOUT.areaEnd) throw new VBoxError(Status.VERR_NO_MEMORY, "Multiboot information does not fit below 639 KiB");
     for (const k of ranges) {
       if (overlaps(r, k)) {
-        throw new Error(`Kernel at ${hex(k.start)}..${hex(k.end)} overlaps the loader's area ${hex(r.start)}..${hex(r.end)}`);
+        throw new VBoxError(Status.VERR_NO_MEMORY, `Kernel at ${hex(k.start)}..${hex(k.end)} overlaps the loader's area ${hex(r.start)}..${hex(r.end)}`);
       }
     }
     bump = r.end;

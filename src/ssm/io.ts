@@ -9,7 +9,7 @@ import { VBoxError, Status } from "../vm/err.ts";
 
 /** Where the writer puts bytes. */
 export interface ByteSink {
-  /** Writes the buffers in order; they must stay unchanged until the promise settles. */
+  /** Writes the buffers in order; they must stay unchanged until flush() resolves. */
   write(bufs: readonly Uint8Array[]): Promise<void>;
   /** Resolves once everything written has been accepted by the file or stream. */
   flush(): Promise<void>;

@@ -125,12 +125,12 @@ class ChunkEncoder {
         if (
           (i & (ZERO_GROUP - 1)) === 0 &&
           i + ZERO_GROUP <= pageCount &&
-          ram.subarray(off, off + ZERO_GROUP * PAGE_SIZE).equals(ZERO_RUN)
+          ZERO_RUN.compare(ram, off, off + ZERO_GROUP * PAGE_SIZE) === 0
         ) {
           i += ZERO_GROUP - 1;
           continue;
         }
-        if (ram.subarray(off, off + PAGE_SIZE).equals(ZERO_PAGE)) continue;
+        if (ZERO_PAGE.compare(ram, off, off + PAGE_SIZE) === 0) continue;
       }
       this.#stamp = (this.#stamp + 1) >>> 0;
       if (this.#stamp === 0) {

@@ -130,7 +130,7 @@ export class EmtVM {
   #inRun = false;
   #sliceEndNs = 0;
   /** Estimated host ns per guest instruction (adapted after every slice). */
-  #nsPerInstr = 20;
+  #nsPerInstr = 200;
   /** Host time of the last request processed (for the spin before sleeping). */
   #lastRequestNs = -1e12;
   /** How long (ns) the EMT polls for the next request before sleeping, right after a request. */
@@ -739,6 +739,11 @@ export class EmtVM {
     return Atomics.load(this.#ctl, Ctl.FF);
   }
 
+  /** The pending forced-action flags (FF_REQUEST, FF_NOTIFY); the loop clears them. */
+  get forcedActions(): number {
+    return this.#ff();
+  }
+
   #sleep(ms: number): void {
     // Requests tend to come in runs: right after one, poll briefly before paying for a futex
     // sleep and wake-up (the round trip of back-to-back requests stays in the tens of µs).
@@ -838,7 +843,7 @@ export class EmtVM {
     const done = this.cpu.instructionCount - before;
     if (done > 0) {
       const per = (hostNs() - t0) / done;
-      this.#nsPerInstr = Math.min(10_000, Math.max(0.5, this.#nsPerInstr * 0.75 + per * 0.25));
+      this.#nsPerInstr = Math.min(10_000, Math.max(0.5, this.#nsPerInstr * 0.5 + per * 0.5));
     }
     switch (exit) {
       case CpuExit.HALTED:

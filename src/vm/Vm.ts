@@ -650,7 +650,10 @@ export class VM {
   #startPump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
-    this.#port.ref();
+    // The creating handle's worker keeps the process alive; an attached handle's thread must be
+    // kept alive by its port while it waits.
+    const ref = this.#worker === null;
+    if (ref) this.#port.ref();
     void (async () => {
       try {
         while (this.#pending.size > 0 && !this.#dead) {
@@ -662,7 +665,7 @@ export class VM {
         }
       } finally {
         this.#pumping = false;
-        this.#port.unref();
+        if (ref) this.#port.unref();
         if (this.#pending.size > 0 && !this.#dead) this.#startPump();
       }
     })();

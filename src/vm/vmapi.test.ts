@@ -506,6 +506,21 @@ describe("requests", () => {
     assert.equal(where.isMainThread, false);
   });
 
+  test("on the EMT: VMR3Wait until VMR3NotifyFF, VMR3WaitHalted until a timer, VMR3ReqProcess", async () => {
+    const vm = await newVM();
+    const p = vm.call("waitForNotify") as Promise<number[]>;
+    await new Promise((r) => setTimeout(r, 100));
+    VMR3NotifyFF(vm, true);
+    const [ms, rc, rcProcess] = (await p) as [number, number, number];
+    assert.ok(ms >= 50 && ms < 2500, `slept ${String(ms)} ms`);
+    assert.equal(rc, 0);
+    assert.equal(rcProcess, 0);
+    await VMR3PowerOn(vm);
+    const [slept, rcHalt] = (await vm.call("haltFor", 30)) as [number, number];
+    assert.equal(rcHalt, 0);
+    assert.ok(slept >= 20 && slept < 1000, `halted ${String(slept)} ms`);
+  });
+
   test("VMR3NotifyFF wakes a sleeping EMT at once", async () => {
     const vm = await newVM();
     await new Promise((r) => setTimeout(r, 30));

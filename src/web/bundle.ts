@@ -25,7 +25,10 @@ export function buildPage(): Promise<PageAssets> {
 
 async function doBuild(): Promise<PageAssets> {
   const result = await build({
-    entryPoints: { app: `${PAGE_DIR}main.ts` },
+    entryPoints: [
+      { in: `${PAGE_DIR}main.ts`, out: "app" },
+      { in: `${PAGE_DIR}style.css`, out: "app" },
+    ],
     bundle: true,
     write: false,
     outdir: "/boxvm-page",

@@ -32,7 +32,10 @@ export interface SstTest {
 
 /** Upstream metadata.json (only what we use). */
 export interface SstMeta {
-  opcodes: Record<string, { status?: string; "flags-mask"?: number; reg?: Record<string, { status?: string; "flags-mask"?: number }> }>;
+  opcodes: Record<
+    string,
+    { status?: string; "flags-mask"?: number; reg?: Record<string, { status?: string; "flags-mask"?: number }> }
+  >;
 }
 
 /** Result of one file. */
@@ -85,7 +88,9 @@ interface Excuse {
   reason: string;
 }
 
-const SHIFT_FILES = ["C0", "C1", "D2", "D3"].flatMap((o) => ["0", "1", "2", "3", "4", "5", "6", "7"].map((r) => `${o}.${r}`));
+const SHIFT_FILES = ["C0", "C1", "D2", "D3"].flatMap((o) =>
+  ["0", "1", "2", "3", "4", "5", "6", "7"].map((r) => `${o}.${r}`),
+);
 
 /** Word/dword offsets an instruction touches that could straddle 0xFFFF (16-bit addressing). */
 function touchesFfff(t: SstTest, r: SstRun): boolean {
@@ -108,14 +113,22 @@ const EXCUSES: readonly Excuse[] = [
     // with a memory destination — and #UD actually raised)
     opcodes: ["*"],
     applies: (t, r) => r.info !== null && r.info.lock && !r.info.valid && r.ourVector === 6,
-    reason: "LOCK on an instruction that is not lockable (or has a register destination): #UD on 386+, ignored by the 286",
+    reason:
+      "LOCK on an instruction that is not lockable (or has a register destination): #UD on 386+, ignored by the 286",
   },
   {
     id: "LEN_LIMIT",
     // the files where the capture has 11/12-byte encodings (redundant segment prefixes + imm16)
     opcodes: ["81.0", "81.1", "81.2", "81.3", "81.4", "81.5", "81.6", "81.7", "C7"],
-    applies: (t, r) => t.exception !== undefined && t.bytes.length - 1 > 10 && r.info !== null && r.info.length > 10 && r.info.length <= 15 && r.ourVector === -1,
-    reason: "instruction longer than 10 bytes (redundant prefixes): #GP on the 286 (limit 10), valid on 386+ (limit 15)",
+    applies: (t, r) =>
+      t.exception !== undefined &&
+      t.bytes.length - 1 > 10 &&
+      r.info !== null &&
+      r.info.length > 10 &&
+      r.info.length <= 15 &&
+      r.ourVector === -1,
+    reason:
+      "instruction longer than 10 bytes (redundant prefixes): #GP on the 286 (limit 10), valid on 386+ (limit 15)",
   },
   {
     id: "SS_OVERRUN",
@@ -138,7 +151,10 @@ const EXCUSES: readonly Excuse[] = [
     opcodes: SHIFT_FILES,
     applies: (t, r) => {
       // C0/C1: the count is the imm8 (last byte before the trailing HLT); D2/D3: CL
-      const count = r.info === null ? -1 : (r.info.op === 0xc0 || r.info.op === 0xc1 ? r.info.imm : (t.initial.regs["cx"] ?? 0)) & 0x1f;
+      const count =
+        r.info === null
+          ? -1
+          : (r.info.op === 0xc0 || r.info.op === 0xc1 ? r.info.imm : (t.initial.regs["cx"] ?? 0)) & 0x1f;
       return count > 1;
     },
     flagsIgnore: 0x800 | 0x10,
@@ -300,7 +316,8 @@ export function runSstFile(m: SstMachine, file: string, meta: SstMeta | null, ma
       (e) =>
         (e.opcodes.includes("*") || e.opcodes.includes(name)) &&
         e.applies(t, run) &&
-        ((e.flagsIgnore === undefined && e.regsIgnore === undefined) || m.run(t, mask, e.flagsIgnore, e.regsIgnore) === null),
+        ((e.flagsIgnore === undefined && e.regsIgnore === undefined) ||
+          m.run(t, mask, e.flagsIgnore, e.regsIgnore) === null),
     );
     if (ex !== undefined) {
       res.passed++;
@@ -308,7 +325,10 @@ export function runSstFile(m: SstMachine, file: string, meta: SstMeta | null, ma
       continue;
     }
     res.failed++;
-    if (res.failures.length < maxFailures) res.failures.push(`#${String(t.idx ?? "?")} ${t.name} [${t.bytes.map((b) => b.toString(16).padStart(2, "0")).join(" ")}]: ${d}`);
+    if (res.failures.length < maxFailures)
+      res.failures.push(
+        `#${String(t.idx ?? "?")} ${t.name} [${t.bytes.map((b) => b.toString(16).padStart(2, "0")).join(" ")}]: ${d}`,
+      );
   }
   return res;
 }
@@ -361,9 +381,13 @@ export function register(program: Command): void {
     .argument("<file-or-dir>", "a test file or a directory of them (with metadata.json for undefined flags)")
     .option("-v, --verbose", "list failures of every file")
     .action((path: string, opts: { verbose?: boolean }) => {
-      const r = runSst(path, (l) => {
-        console.log(l);
-      }, opts.verbose === true);
+      const r = runSst(
+        path,
+        (l) => {
+          console.log(l);
+        },
+        opts.verbose === true,
+      );
       if (r.failed > 0) process.exitCode = 1;
     });
 }

@@ -173,7 +173,11 @@ export async function runMachine(o: RunOptions): Promise<number> {
   let term: TerminalConsole | null = null;
   let attachment: SerialAttachment | null = null;
   const say = (s: string): void => (term ? term.message(s) : err(`[boxvm] ${s}`));
-  vm.onError((_vm, _u, _rc, _pos, _fmt, _args, message) => say(`error: ${message}`));
+  // Errors of powerOn/load/resume come back as the rejection (printed once, by the caller).
+  let started = false;
+  vm.onError((_vm, _u, _rc, _pos, _fmt, _args, message) => {
+    if (started) say(`error: ${message}`);
+  });
 
   let finishing = false;
   let finish: (status: number) => void = () => undefined;
@@ -263,8 +267,11 @@ export async function runMachine(o: RunOptions): Promise<number> {
   try {
     if (o.load) await vm.resume();
     else await vm.powerOn();
+    started = true;
   } catch (e) {
     term?.stop();
+    await attachment?.close();
+    await vm.destroy().catch(() => undefined);
     throw e;
   }
 

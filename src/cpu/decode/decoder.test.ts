@@ -94,7 +94,8 @@ function compareOperands(ins: Instruction, d: DecodedInfo, ip: number, is32: boo
       case OpKind.Memory: {
         if (d.op === 0xd7) {
           // XLAT: iced shows [BX+AL]; we compute it at run time from the segment only
-          if (d.seg !== SEG[ins.memorySegment]) return `xlat segment ${String(d.seg)} want ${String(SEG[ins.memorySegment])}`;
+          if (d.seg !== SEG[ins.memorySegment])
+            return `xlat segment ${String(d.seg)} want ${String(SEG[ins.memorySegment])}`;
           break;
         }
         if (d.mem === null) return "iced has a memory operand, we do not";
@@ -104,9 +105,12 @@ function compareOperands(ins: Instruction, d: DecodedInfo, ip: number, is32: boo
         const map = d.a32 ? REG32 : REG16;
         const wantBase = base === Register.None ? 15 : map[base];
         const wantIndex = index === Register.None ? 15 : map[index];
-        if (wantBase === undefined || wantIndex === undefined) return `unmapped register ${String(base)}/${String(index)}`;
-        if (m.base !== wantBase || m.index !== wantIndex) return `base/index ${String(m.base)}/${String(m.index)} want ${String(wantBase)}/${String(wantIndex)}`;
-        if (index !== Register.None && 1 << m.scale !== ins.memoryIndexScale) return `scale ${String(1 << m.scale)} want ${String(ins.memoryIndexScale)}`;
+        if (wantBase === undefined || wantIndex === undefined)
+          return `unmapped register ${String(base)}/${String(index)}`;
+        if (m.base !== wantBase || m.index !== wantIndex)
+          return `base/index ${String(m.base)}/${String(m.index)} want ${String(wantBase)}/${String(wantIndex)}`;
+        if (index !== Register.None && 1 << m.scale !== ins.memoryIndexScale)
+          return `scale ${String(1 << m.scale)} want ${String(ins.memoryIndexScale)}`;
         const mask = d.a32 ? 0xffffffff : 0xffff;
         const disp = Number(BigInt.asUintN(32, ins.memoryDisplacement)) & mask;
         if ((m.disp & mask) >>> 0 !== disp >>> 0) return `disp ${String(m.disp)} want ${String(disp)}`;
@@ -115,20 +119,25 @@ function compareOperands(ins: Instruction, d: DecodedInfo, ip: number, is32: boo
       }
       case OpKind.Immediate8:
         if (d.op >= 0xd0 && d.op <= 0xd1) break; // shift by 1: iced shows the implied 1
-        if ((d.imm & 0xff) !== Number(ins.immediate(i) & 0xffn)) return `imm8 ${String(d.imm)} want ${String(ins.immediate(i))}`;
+        if ((d.imm & 0xff) !== Number(ins.immediate(i) & 0xffn))
+          return `imm8 ${String(d.imm)} want ${String(ins.immediate(i))}`;
         break;
       case OpKind.Immediate8to16:
       case OpKind.Immediate8to32:
-        if ((d.imm & 0xff) !== Number(ins.immediate(i) & 0xffn)) return `imm8 ${String(d.imm)} want ${String(ins.immediate(i))}`;
+        if ((d.imm & 0xff) !== Number(ins.immediate(i) & 0xffn))
+          return `imm8 ${String(d.imm)} want ${String(ins.immediate(i))}`;
         break;
       case OpKind.Immediate16:
-        if ((d.imm & 0xffff) !== Number(ins.immediate(i) & 0xffffn)) return `imm16 ${String(d.imm)} want ${String(ins.immediate(i))}`;
+        if ((d.imm & 0xffff) !== Number(ins.immediate(i) & 0xffffn))
+          return `imm16 ${String(d.imm)} want ${String(ins.immediate(i))}`;
         break;
       case OpKind.Immediate32:
-        if (d.imm >>> 0 !== Number(ins.immediate(i) & 0xffffffffn)) return `imm32 ${String(d.imm)} want ${String(ins.immediate(i))}`;
+        if (d.imm >>> 0 !== Number(ins.immediate(i) & 0xffffffffn))
+          return `imm32 ${String(d.imm)} want ${String(ins.immediate(i))}`;
         break;
       case OpKind.Immediate8_2nd:
-        if ((d.imm2 & 0xff) !== ins.immediate8_2nd) return `imm8(2) ${String(d.imm2)} want ${String(ins.immediate8_2nd)}`;
+        if ((d.imm2 & 0xff) !== ins.immediate8_2nd)
+          return `imm8(2) ${String(d.imm2)} want ${String(ins.immediate8_2nd)}`;
         break;
       case OpKind.NearBranch16:
       case OpKind.NearBranch32: {
@@ -141,13 +150,18 @@ function compareOperands(ins: Instruction, d: DecodedInfo, ip: number, is32: boo
       case OpKind.FarBranch16:
       case OpKind.FarBranch32: {
         const off = k === OpKind.FarBranch16 ? ins.farBranch16 : ins.farBranch32;
-        if ((d.imm2 & 0xffff) !== ins.farBranchSelector || (k === OpKind.FarBranch16 ? d.imm & 0xffff : d.imm >>> 0) !== off) return "far pointer";
+        if (
+          (d.imm2 & 0xffff) !== ins.farBranchSelector ||
+          (k === OpKind.FarBranch16 ? d.imm & 0xffff : d.imm >>> 0) !== off
+        )
+          return "far pointer";
         break;
       }
       case OpKind.MemorySegSI:
       case OpKind.MemorySegESI:
         // string source (and XLAT) segment: the override or DS
-        if (d.seg !== SEG[ins.memorySegment]) return `string segment ${String(d.seg)} want ${String(SEG[ins.memorySegment])}`;
+        if (d.seg !== SEG[ins.memorySegment])
+          return `string segment ${String(d.seg)} want ${String(SEG[ins.memorySegment])}`;
         break;
       default:
         break;
@@ -174,7 +188,11 @@ function corpus(seed: number, count: number): Uint8Array[] {
   return out;
 }
 
-function agreeWithIced(bits: 16 | 32, seed: number, count: number): { compared: number; disagreements: string[]; oursOnly: string[] } {
+function agreeWithIced(
+  bits: 16 | 32,
+  seed: number,
+  count: number,
+): { compared: number; disagreements: string[]; oursOnly: string[] } {
   const bufs = corpus(seed, count);
   const all = new Uint8Array(bufs.length * 24);
   bufs.forEach((b, i) => all.set(b, i * 24));
@@ -198,7 +216,9 @@ function agreeWithIced(bits: 16 | 32, seed: number, count: number): { compared: 
         continue;
       }
       if (d.length !== ins.length) {
-        disagreements.push(`${hexs}: iced ${Mnemonic[ins.mnemonic] ?? "?"} len ${String(ins.length)}, ours ${String(d.length)}`);
+        disagreements.push(
+          `${hexs}: iced ${Mnemonic[ins.mnemonic] ?? "?"} len ${String(ins.length)}, ours ${String(d.length)}`,
+        );
         continue;
       }
       const diff = compareOperands(ins, d, ip, bits === 32);
@@ -224,7 +244,9 @@ function agreeWithIced(bits: 16 | 32, seed: number, count: number): { compared: 
         d2.free();
         if (ok) continue;
       }
-      oursOnly.push(`${hexs}: ours op ${op.toString(16)} len ${String(d.length)}, iced ${ins.code === Code.INVALID ? "invalid" : (Mnemonic[ins.mnemonic] ?? "?")}`);
+      oursOnly.push(
+        `${hexs}: ours op ${op.toString(16)} len ${String(d.length)}, iced ${ins.code === Code.INVALID ? "invalid" : (Mnemonic[ins.mnemonic] ?? "?")}`,
+      );
     }
   }
   ins.free();
@@ -235,7 +257,9 @@ function agreeWithIced(bits: 16 | 32, seed: number, count: number): { compared: 
 for (const bits of [16, 32] as const) {
   test(`decoder agrees with iced-x86 on random ${String(bits)}-bit encodings`, () => {
     const r = agreeWithIced(bits, bits === 16 ? 0x1686 : 0x3286, 60000);
-    console.log(`# iced ${String(bits)}-bit: ${String(r.compared)} P6 instructions compared, ${String(r.disagreements.length)} disagreements, ${String(r.oursOnly.length)} accepted only by us`);
+    console.log(
+      `# iced ${String(bits)}-bit: ${String(r.compared)} P6 instructions compared, ${String(r.disagreements.length)} disagreements, ${String(r.oursOnly.length)} accepted only by us`,
+    );
     assert.ok(r.compared > 30000, `only ${String(r.compared)} compared`);
     for (const l of r.oursOnly.slice(0, 30)) console.log(`# ours only: ${l}`);
     assert.deepEqual(r.disagreements.slice(0, 40), []);
@@ -272,7 +296,17 @@ const GO_NOT_P6 = new Set(
   ).split(" "),
 );
 
-const goFile = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "shared", "testdata", "x86-decode-golang", "decode32.txt");
+const goFile = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "..",
+  "..",
+  "shared",
+  "testdata",
+  "x86-decode-golang",
+  "decode32.txt",
+);
 
 test("decoder agrees with Go x86asm decode32.txt on every i686 instruction", { skip: !existsSync(goFile) }, () => {
   const lines = readFileSync(goFile, "utf8").split("\n");
@@ -284,9 +318,20 @@ test("decoder agrees with Go x86asm decode32.txt on every i686 instruction", { s
     if (f.length < 4 || f[2] !== "intel") continue;
     const [hexAll, , , asm] = f as [string, string, string, string];
     const [insHex] = hexAll.split("|") as [string];
-    const bytes = Uint8Array.from(hexAll.replace("|", "").match(/../g)!.map((h) => parseInt(h, 16)));
+    const bytes = Uint8Array.from(
+      hexAll
+        .replace("|", "")
+        .match(/../g)!
+        .map((h) => parseInt(h, 16)),
+    );
     const len = insHex.length / 2;
-    const words = asm.split(" ").filter((w) => !["lock", "rep", "repne", "data16", "addr16", "es", "cs", "ss", "ds", "fs", "gs"].includes(w) || asm.startsWith(w + " ptr"));
+    const words = asm
+      .split(" ")
+      .filter(
+        (w) =>
+          !["lock", "rep", "repne", "data16", "addr16", "es", "cs", "ss", "ds", "fs", "gs"].includes(w) ||
+          asm.startsWith(w + " ptr"),
+      );
     const mnem = words[0] ?? "";
     const d = decodeInfo(bytes, 0, true);
     if (asm.startsWith("error")) {
@@ -311,7 +356,9 @@ test("decoder agrees with Go x86asm decode32.txt on every i686 instruction", { s
     if (d === null || !d.valid) bad.push(`${hexAll} ${asm}: ours invalid`);
     else if (d.length !== len) bad.push(`${hexAll} ${asm}: length ${String(d.length)} want ${String(len)}`);
   }
-  console.log(`# Go decode32: ${String(checked)} i686 instructions checked, ${String(errorsChecked)} invalid encodings checked, ${String(bad.length)} disagreements`);
+  console.log(
+    `# Go decode32: ${String(checked)} i686 instructions checked, ${String(errorsChecked)} invalid encodings checked, ${String(bad.length)} disagreements`,
+  );
   assert.ok(checked > 500);
   assert.deepEqual(bad, []);
 });

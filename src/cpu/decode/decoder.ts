@@ -15,7 +15,19 @@
  *   imm    first immediate (imm8/imm16 sign-extended, imm32, far offset, ENTER size)
  *   imm2   second immediate (far selector, ENTER level)
  */
-import { IMM_B, IMM_GRP3, IMM_MOFFS, IMM_PTR, IMM_W, IMM_WB, IMM_Z, OPC, P_INVALID, P_MODRM, P_PREFIX } from "./table.ts";
+import {
+  IMM_B,
+  IMM_GRP3,
+  IMM_MOFFS,
+  IMM_PTR,
+  IMM_W,
+  IMM_WB,
+  IMM_Z,
+  OPC,
+  P_INVALID,
+  P_MODRM,
+  P_PREFIX,
+} from "./table.ts";
 
 /** Prefix/shape bits of DecodeBlock.pfx. */
 export const PF_O32 = 1;
@@ -93,7 +105,7 @@ function b16(): number {
 }
 function b32(): number {
   const lo = b16();
-  return (lo | (b16() << 16)) | 0;
+  return lo | (b16() << 16) | 0;
 }
 
 /** True when LOCK is allowed with this opcode/ModRM (memory destination required). */
@@ -181,7 +193,14 @@ function modrmInvalid(op: number, modrm: number): boolean {
  * Returns the length, DEC_MORE when the instruction continues past `avail` bytes, or DEC_TOOLONG
  * when it is longer than 15 bytes (#GP(0)).
  */
-export function decode(bytes: Uint8Array, start: number, avail: number, cs32: boolean, blk: DecodeBlock, i: number): number {
+export function decode(
+  bytes: Uint8Array,
+  start: number,
+  avail: number,
+  cs32: boolean,
+  blk: DecodeBlock,
+  i: number,
+): number {
   buf = bytes;
   pos = start;
   end = start + avail;
@@ -379,7 +398,13 @@ export function decodeInfo(bytes: Uint8Array, offset: number, is32: boolean): De
     a32: (pfx & PF_A32) !== 0,
     mem:
       (pfx & PF_MEM) !== 0
-        ? { seg: (pfx >> PF_SEG_SHIFT) & 7, base: ea & 15, index: (ea >> 4) & 15, scale: (ea >> 8) & 3, disp: scratch.disp[0]! }
+        ? {
+            seg: (pfx >> PF_SEG_SHIFT) & 7,
+            base: ea & 15,
+            index: (ea >> 4) & 15,
+            scale: (ea >> 8) & 3,
+            disp: scratch.disp[0]!,
+          }
         : null,
     imm: scratch.imm[0]!,
     imm2: scratch.imm2[0]!,

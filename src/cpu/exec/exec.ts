@@ -51,18 +51,46 @@ export function execute(cpu: Cpu): void {
   const r32 = cpu.r32;
   const i32 = cpu.i32;
   switch (op) {
-    case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
-    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f: {
+    case 0x40:
+    case 0x41:
+    case 0x42:
+    case 0x43:
+    case 0x44:
+    case 0x45:
+    case 0x46:
+    case 0x47:
+    case 0x48:
+    case 0x49:
+    case 0x4a:
+    case 0x4b:
+    case 0x4c:
+    case 0x4d:
+    case 0x4e:
+    case 0x4f: {
       const sz = vsz(cpu);
       const n = op & 7;
       setReg(cpu, sz, n, incDec(cpu, sz, getReg(cpu, sz, n), op >= 0x48));
       return;
     }
-    case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
+    case 0x50:
+    case 0x51:
+    case 0x52:
+    case 0x53:
+    case 0x54:
+    case 0x55:
+    case 0x56:
+    case 0x57:
       if (cpu.o32) cpu.push32(r32[op & 7]!);
       else cpu.push16(cpu.r16[(op & 7) << 1]!);
       return;
-    case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f: {
+    case 0x58:
+    case 0x59:
+    case 0x5a:
+    case 0x5b:
+    case 0x5c:
+    case 0x5d:
+    case 0x5e:
+    case 0x5f: {
       if (cpu.o32) {
         const v = cpu.pop32();
         if (!cpu.faulted) r32[op & 7] = v;
@@ -100,10 +128,8 @@ export function execute(cpu: Cpu): void {
       return;
     }
     case 0x68:
-      if (cpu.o32) cpu.push32(cpu.imm);
-      else cpu.push16(cpu.imm & 0xffff);
-      return;
     case 0x6a:
+      // PUSH imm (imm8 sign-extended by the decoder)
       if (cpu.o32) cpu.push32(cpu.imm);
       else cpu.push16(cpu.imm & 0xffff);
       return;
@@ -115,11 +141,28 @@ export function execute(cpu: Cpu): void {
       setReg(cpu, sz, (cpu.modrm >> 3) & 7, imul3(cpu, sz, src, cpu.imm));
       return;
     }
-    case 0x6c: case 0x6d: case 0x6e: case 0x6f:
+    case 0x6c:
+    case 0x6d:
+    case 0x6e:
+    case 0x6f:
       stringOp(cpu, op);
       return;
-    case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
-    case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
+    case 0x70:
+    case 0x71:
+    case 0x72:
+    case 0x73:
+    case 0x74:
+    case 0x75:
+    case 0x76:
+    case 0x77:
+    case 0x78:
+    case 0x79:
+    case 0x7a:
+    case 0x7b:
+    case 0x7c:
+    case 0x7d:
+    case 0x7e:
+    case 0x7f:
       if (testCC(i32, op & 15)) jumpNear(cpu, relTarget(cpu, cpu.imm));
       return;
     case 0x80:
@@ -229,7 +272,13 @@ export function execute(cpu: Cpu): void {
     }
     case 0x90:
       return;
-    case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97: {
+    case 0x91:
+    case 0x92:
+    case 0x93:
+    case 0x94:
+    case 0x95:
+    case 0x96:
+    case 0x97: {
       const sz = vsz(cpu);
       const n = op & 7;
       const t = getReg(cpu, sz, 0);
@@ -279,8 +328,16 @@ export function execute(cpu: Cpu): void {
       writeMem(cpu, sz, cpu.seg, cpu.ea, getReg(cpu, sz, 0));
       return;
     }
-    case 0xa4: case 0xa5: case 0xa6: case 0xa7: case 0xaa: case 0xab:
-    case 0xac: case 0xad: case 0xae: case 0xaf:
+    case 0xa4:
+    case 0xa5:
+    case 0xa6:
+    case 0xa7:
+    case 0xaa:
+    case 0xab:
+    case 0xac:
+    case 0xad:
+    case 0xae:
+    case 0xaf:
       stringOp(cpu, op);
       return;
     case 0xa8:
@@ -291,10 +348,24 @@ export function execute(cpu: Cpu): void {
       alu(cpu, 4, sz, getReg(cpu, sz, 0), cpu.imm);
       return;
     }
-    case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+    case 0xb0:
+    case 0xb1:
+    case 0xb2:
+    case 0xb3:
+    case 0xb4:
+    case 0xb5:
+    case 0xb6:
+    case 0xb7:
       cpu.r8[R8[op & 7]!] = cpu.imm;
       return;
-    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+    case 0xb8:
+    case 0xb9:
+    case 0xba:
+    case 0xbb:
+    case 0xbc:
+    case 0xbd:
+    case 0xbe:
+    case 0xbf:
       if (cpu.o32) r32[op & 7] = cpu.imm;
       else cpu.r16[(op & 7) << 1] = cpu.imm;
       return;
@@ -405,7 +476,14 @@ export function execute(cpu: Cpu): void {
       if (!cpu.faulted) cpu.r8[0] = v;
       return;
     }
-    case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+    case 0xd8:
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+    case 0xdc:
+    case 0xdd:
+    case 0xde:
+    case 0xdf:
       cpu.fpu.exec(op, cpu.modrm, cpu.modrm >= 0xc0 ? -1 : cpu.seg, cpu.ea);
       return;
     case 0xe0:
@@ -433,6 +511,7 @@ export function execute(cpu: Cpu): void {
       const size = (op & 1) === 0 ? 1 : cpu.o32 ? 4 : 2;
       const port = op < 0xe8 ? cpu.imm & 0xff : cpu.r16[4]!;
       if (!ioAllowed(cpu, port, size)) return;
+      cpu.pollIrq = true;
       const v = cpu.bus.io.read(port, size);
       if (size === 1) cpu.r8[0] = v;
       else if (size === 2) cpu.r16[0] = v;
@@ -447,6 +526,7 @@ export function execute(cpu: Cpu): void {
       const port = op < 0xe8 ? cpu.imm & 0xff : cpu.r16[4]!;
       if (!ioAllowed(cpu, port, size)) return;
       const v = size === 1 ? cpu.r8[0]! : size === 2 ? cpu.r16[0]! : r32[0]! >>> 0;
+      cpu.pollIrq = true;
       cpu.bus.io.write(port, v, size);
       return;
     }
@@ -751,7 +831,7 @@ function group3(cpu: Cpu, sz: number): void {
         cpu.r8[0] = (n / v) | 0;
         cpu.r8[1] = n % v;
       } else if (sz === 1) {
-        const n = (r16[4]! * 65536 + r16[0]!);
+        const n = r16[4]! * 65536 + r16[0]!;
         if (v === 0 || Math.floor(n / v) > 0xffff) {
           cpu.raise(Vec.DE);
           return;
@@ -852,7 +932,10 @@ function group5(cpu: Cpu): void {
       }
       const off = sz === 2 ? cpu.read32(cpu.seg, cpu.ea) : cpu.read16(cpu.seg, cpu.ea);
       if (cpu.faulted) return;
-      const sel = cpu.read16(cpu.seg, cpu.a32 ? (cpu.ea + (sz === 2 ? 4 : 2)) >>> 0 : (cpu.ea + (sz === 2 ? 4 : 2)) & 0xffff);
+      const sel = cpu.read16(
+        cpu.seg,
+        cpu.a32 ? (cpu.ea + (sz === 2 ? 4 : 2)) >>> 0 : (cpu.ea + (sz === 2 ? 4 : 2)) & 0xffff,
+      );
       if (cpu.faulted) return;
       if (k === 3) farCall(cpu, sel, off, cpu.o32);
       else farJmp(cpu, sel, off, cpu.o32);
@@ -1054,4 +1137,3 @@ export function ioAllowed(cpu: Cpu, port: number, size: number): boolean {
   if (!cpu.vm86 && cpu.i32[Slot.CPL]! <= ((cpu.i32[Slot.EFLAGS]! >> 12) & 3)) return true;
   return ioPermitted(cpu, port, size);
 }
-

@@ -28,7 +28,12 @@ test("mul32/imul32 give the exact 64-bit product", () => {
     }),
     { numRuns: 20000, seed: 32 },
   );
-  for (const [a, b] of [[-1, -1], [0x80000000, 0x80000000], [0x80000000, -1], [0x7fffffff, 0x7fffffff]] as const) {
+  for (const [a, b] of [
+    [-1, -1],
+    [0x80000000, 0x80000000],
+    [0x80000000, -1],
+    [0x7fffffff, 0x7fffffff],
+  ] as const) {
     imul32(a, b);
     assert.equal((u(mulHi) << 32n) | u(mulLo), BigInt.asUintN(64, s(a) * s(b)));
   }
@@ -76,11 +81,23 @@ test("div64/idiv64 match BigInt division, with #DE on overflow and zero", () => 
 });
 
 function cpu(): Cpu {
-  return new Cpu({ mem: new PhysMem(1 << 20), io: new IoPortSpace(), irqs: new IrqRouter(), clock: new ManualClock(), onTripleFault: () => undefined });
+  return new Cpu({
+    mem: new PhysMem(1 << 20),
+    io: new IoPortSpace(),
+    irqs: new IrqRouter(),
+    clock: new ManualClock(),
+    onTripleFault: () => undefined,
+  });
 }
 
 /** Reference shift/rotate: result, CF, and OF where defined (count 1), for 8/16/32 bits. */
-function refShift(k: number, bits: number, v: bigint, count: number, cf: bigint): { r: bigint; cf: bigint; of: bigint | null } {
+function refShift(
+  k: number,
+  bits: number,
+  v: bigint,
+  count: number,
+  cf: bigint,
+): { r: bigint; cf: bigint; of: bigint | null } {
   const mask = (1n << BigInt(bits)) - 1n;
   const msb = (x: bigint): bigint => (x >> BigInt(bits - 1)) & 1n;
   let r = v;
@@ -136,23 +153,34 @@ function refShift(k: number, bits: number, v: bigint, count: number, cf: bigint)
 test("shifts and rotates of 8/16/32 bits: result, CF and (count 1) OF", () => {
   const c = cpu();
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 2 }), fc.integer(), fc.integer({ min: 1, max: 31 }), fc.boolean(), (k, sz, v, count, cin) => {
-      const bits = sz === 0 ? 8 : sz === 1 ? 16 : 32;
-      const m = sz === 2 ? -1 : (1 << bits) - 1;
-      v &= m;
-      c.setFlags(cin ? F.CF : 0);
-      const r = shift(c, k, sz, v, count);
-      const ref = refShift(k, bits, u(v) & ((1n << BigInt(bits)) - 1n), count, cin ? 1n : 0n);
-      assert.equal(u(r) & ((1n << BigInt(bits)) - 1n), ref.r, `k=${String(k)} bits=${String(bits)} v=${String(v)} n=${String(count)}`);
-      const f = c.getFlags();
-      if (ref.cf >= 0n) assert.equal(BigInt(f & F.CF), ref.cf, "CF");
-      if (ref.of !== null) assert.equal((f & F.OF) !== 0 ? 1n : 0n, ref.of, "OF");
-      if (k >= 4) {
-        const res = u(r) & ((1n << BigInt(bits)) - 1n);
-        assert.equal((f & F.ZF) !== 0, res === 0n, "ZF");
-        assert.equal((f & F.SF) !== 0, ((res >> BigInt(bits - 1)) & 1n) === 1n, "SF");
-      }
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: 7 }),
+      fc.integer({ min: 0, max: 2 }),
+      fc.integer(),
+      fc.integer({ min: 1, max: 31 }),
+      fc.boolean(),
+      (k, sz, v, count, cin) => {
+        const bits = sz === 0 ? 8 : sz === 1 ? 16 : 32;
+        const m = sz === 2 ? -1 : (1 << bits) - 1;
+        v &= m;
+        c.setFlags(cin ? F.CF : 0);
+        const r = shift(c, k, sz, v, count);
+        const ref = refShift(k, bits, u(v) & ((1n << BigInt(bits)) - 1n), count, cin ? 1n : 0n);
+        assert.equal(
+          u(r) & ((1n << BigInt(bits)) - 1n),
+          ref.r,
+          `k=${String(k)} bits=${String(bits)} v=${String(v)} n=${String(count)}`,
+        );
+        const f = c.getFlags();
+        if (ref.cf >= 0n) assert.equal(BigInt(f & F.CF), ref.cf, "CF");
+        if (ref.of !== null) assert.equal((f & F.OF) !== 0 ? 1n : 0n, ref.of, "OF");
+        if (k >= 4) {
+          const res = u(r) & ((1n << BigInt(bits)) - 1n);
+          assert.equal((f & F.ZF) !== 0, res === 0n, "ZF");
+          assert.equal((f & F.SF) !== 0, ((res >> BigInt(bits - 1)) & 1n) === 1n, "SF");
+        }
+      },
+    ),
     { numRuns: 30000, seed: 99 },
   );
 });

@@ -248,7 +248,7 @@ export function mul32(a: number, b: number): void {
   const hl = ah * bl;
   const hh = ah * bh;
   const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
-  mulLo = ((mid << 16) | (ll & 0xffff)) | 0;
+  mulLo = (mid << 16) | (ll & 0xffff) | 0;
   mulHi = (hh + (lh >>> 16) + (hl >>> 16) + Math.floor(mid / 65536)) | 0;
 }
 

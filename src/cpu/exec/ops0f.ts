@@ -8,7 +8,20 @@ import type { Cpu } from "../cpu.ts";
 import { ALL_ARITH, LZ_ADD, setLazy, testCC } from "../flags.ts";
 import { CR4, F, SReg, Slot, Vec } from "../state.ts";
 import { imul3, loadFar, popSeg } from "./exec.ts";
-import { alu, getReg, jumpNear, readMem, readRm, relTarget, resultFlags, setArith, setReg, vsz, writeMem, writeRm } from "./ops.ts";
+import {
+  alu,
+  getReg,
+  jumpNear,
+  readMem,
+  readRm,
+  relTarget,
+  resultFlags,
+  setArith,
+  setReg,
+  vsz,
+  writeMem,
+  writeRm,
+} from "./ops.ts";
 import {
   clts,
   cpuid,
@@ -90,7 +103,14 @@ export function exec0f(cpu: Cpu, b: number): void {
     case 0x0b:
       cpu.raise(Vec.UD);
       return;
-    case 0x18: case 0x19: case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x1f:
+    case 0x18:
+    case 0x19:
+    case 0x1a:
+    case 0x1b:
+    case 0x1c:
+    case 0x1d:
+    case 0x1e:
+    case 0x1f:
       // hint NOPs (NOP Ev): no memory access
       return;
     case 0x20: {
@@ -121,7 +141,7 @@ export function exec0f(cpu: Cpu, b: number): void {
     case 0x33:
       // RDPMC: no performance counters are modelled; counters read as 0
       if ((i32[Slot.CR4]! & CR4.PCE) === 0 && !needCpl0(cpu)) return;
-      if ((r32[1]! >>> 0) > 1) {
+      if (r32[1]! >>> 0 > 1) {
         cpu.raise(Vec.GP, 0);
         return;
       }
@@ -134,20 +154,62 @@ export function exec0f(cpu: Cpu, b: number): void {
     case 0x35:
       sysexit(cpu);
       return;
-    case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
-    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f: {
+    case 0x40:
+    case 0x41:
+    case 0x42:
+    case 0x43:
+    case 0x44:
+    case 0x45:
+    case 0x46:
+    case 0x47:
+    case 0x48:
+    case 0x49:
+    case 0x4a:
+    case 0x4b:
+    case 0x4c:
+    case 0x4d:
+    case 0x4e:
+    case 0x4f: {
       const sz = vsz(cpu);
       const v = readRm(cpu, sz);
       if (cpu.faulted) return;
       if (testCC(i32, b & 15)) setReg(cpu, sz, reg, v);
       return;
     }
-    case 0x80: case 0x81: case 0x82: case 0x83: case 0x84: case 0x85: case 0x86: case 0x87:
-    case 0x88: case 0x89: case 0x8a: case 0x8b: case 0x8c: case 0x8d: case 0x8e: case 0x8f:
+    case 0x80:
+    case 0x81:
+    case 0x82:
+    case 0x83:
+    case 0x84:
+    case 0x85:
+    case 0x86:
+    case 0x87:
+    case 0x88:
+    case 0x89:
+    case 0x8a:
+    case 0x8b:
+    case 0x8c:
+    case 0x8d:
+    case 0x8e:
+    case 0x8f:
       if (testCC(i32, b & 15)) jumpNear(cpu, relTarget(cpu, cpu.imm));
       return;
-    case 0x90: case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
-    case 0x98: case 0x99: case 0x9a: case 0x9b: case 0x9c: case 0x9d: case 0x9e: case 0x9f:
+    case 0x90:
+    case 0x91:
+    case 0x92:
+    case 0x93:
+    case 0x94:
+    case 0x95:
+    case 0x96:
+    case 0x97:
+    case 0x98:
+    case 0x99:
+    case 0x9a:
+    case 0x9b:
+    case 0x9c:
+    case 0x9d:
+    case 0x9e:
+    case 0x9f:
       writeRm(cpu, 0, testCC(i32, b & 15) ? 1 : 0);
       return;
     case 0xa0:
@@ -293,7 +355,14 @@ export function exec0f(cpu: Cpu, b: number): void {
       }
       return;
     }
-    case 0xc8: case 0xc9: case 0xca: case 0xcb: case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+    case 0xc8:
+    case 0xc9:
+    case 0xca:
+    case 0xcb:
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: {
       const n = b & 7;
       if (!cpu.o32) {
         // BSWAP r16 is undefined; the P6 family clears the low word
@@ -301,7 +370,7 @@ export function exec0f(cpu: Cpu, b: number): void {
         return;
       }
       const v = r32[n]!;
-      r32[n] = ((v >>> 24) | ((v >>> 8) & 0xff00) | ((v & 0xff00) << 8) | (v << 24)) | 0;
+      r32[n] = (v >>> 24) | ((v >>> 8) & 0xff00) | ((v & 0xff00) << 8) | (v << 24) | 0;
       return;
     }
     default:
@@ -481,5 +550,3 @@ function group7(cpu: Cpu, reg: number): void {
       return;
   }
 }
-
-

@@ -27,7 +27,10 @@ export function stringOp(cpu: Cpu, op: number): void {
   const step = (i32[Slot.EFLAGS]! & F.DF) !== 0 ? -bytes : bytes;
   const rep = cpu.pfx & (PF_REP | PF_REPNE);
   const port = r16[4]!;
-  if (op < 0x70 && !ioAllowed(cpu, port, bytes)) return;
+  if (op < 0x70) {
+    if (!ioAllowed(cpu, port, bytes)) return;
+    cpu.pollIrq = true;
+  }
   let count = rep !== 0 ? (a32 ? r32[1]! >>> 0 : r16[2]!) : 1;
   if (count === 0) return;
   if (rep !== 0 && step > 0 && (op === 0xa4 || op === 0xa5 || op === 0xaa || op === 0xab)) {

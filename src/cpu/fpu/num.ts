@@ -148,6 +148,15 @@ export class Unpacked {
   denormal = false;
 }
 
+/** Fills only the class, sign and denormal flag of `u` (m, e, t are left stale). */
+export function classify80(se: number, hi: number, lo: number, u: Unpacked): void {
+  const cls = classify(se, hi, lo);
+  u.cls = cls;
+  u.sign = (se >>> 15) & 1;
+  u.t = 0;
+  u.denormal = cls === Cls.FIN && (se & 0x7fff) === 0;
+}
+
 /** Unpacks an 80-bit value into `u`. */
 export function unpack80(se: number, hi: number, lo: number, u: Unpacked): void {
   const cls = classify(se, hi, lo);

@@ -17,7 +17,10 @@ import {
   VMR3ReqAlloc,
   VMR3ReqCall,
   VMR3ReqFree,
-  VMR3ReqQueue, VMSetError, type Out, type VMReq } from "../vmapi.ts";
+  VMR3ReqProcess,
+  VMR3ReqQueue,
+  VMR3Wait,
+  VMR3WaitHalted, VMSetError, type Out, type VMReq } from "../vmapi.ts";
 
 /** Returns its argument. */
 export function echo(_vm: EmtVM, x: unknown): unknown {
@@ -132,6 +135,28 @@ export function machineAction(vm: EmtVM, what: "reset" | "poweroff", status = 0)
   else vm.machine.requestPowerOff("test", status);
 }
 
+/**
+ * Sleeps in VMR3Wait until a forced action is pending (VMR3NotifyFF from the API side) or 3 s
+ * passed; returns [ms slept, rc of the last VMR3Wait, rc of a nested VMR3ReqProcess].
+ */
+export function waitForNotify(vm: EmtVM): number[] {
+  const t0 = performance.now();
+  let rc = -1;
+  while (vm.forcedActions === 0 && performance.now() - t0 < 3000) rc = VMR3Wait(vm);
+  return [performance.now() - t0, rc, VMR3ReqProcess(vm)];
+}
+
+/** VMR3WaitHalted with a timer due in `ms` (interrupts ignored): returns [ms slept, rc]. */
+export function haltFor(vm: EmtVM, ms: number): number[] {
+  const t = vm.timers.create("test-halt", () => undefined);
+  t.setRelative(ms * 1e6);
+  const t0 = performance.now();
+  const rc = VMR3WaitHalted(vm, true);
+  const slept = performance.now() - t0;
+  vm.timers.destroy(t);
+  return [slept, rc];
+}
+
 /** Signals a triple fault as the CPU does (bus.onTripleFault), then makes the CPU slice end. */
 export function tripleFault(vm: EmtVM): void {
   (vm.cpu as unknown as { bus: { onTripleFault(): void } }).bus.onTripleFault();
@@ -192,6 +217,8 @@ for (const [name, fn] of Object.entries({
   getResetLog,
   machineAction,
   tripleFault,
+  waitForNotify,
+  haltFor,
   consoleOut,
   consoleListen,
   consoleHeard,
