@@ -178,7 +178,7 @@ function recordOffsets(file: Buffer, units: number): number[] {
   return out;
 }
 
-test("fuzz: damaged saved states are always refused cleanly", async () => {
+test("fuzz: damaged saved states are always refused cleanly", async (t) => {
   const next = rng(SEED);
   const dir = mkdtempSync(join(tmpdir(), "boxvm-ssm-fuzz-"));
   let cases = 0;
@@ -295,6 +295,7 @@ test("fuzz: damaged saved states are always refused cleanly", async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  t.diagnostic(`${String(cases)} cases; refusals by status: ${JSON.stringify(Object.fromEntries(stats))}`);
   assert.ok(cases > 1000, `only ${String(cases)} cases`);
   // Several distinct checks must have fired, or the fuzzer is not reaching the reader's depths.
   for (const code of [

@@ -68,6 +68,7 @@ import {
   type VMReq,
 } from "./vmapi.ts";
 
+const RT_FAILURE_ = api.RT_FAILURE;
 const FNS = new URL("./testing/reqfns.ts", import.meta.url).href;
 const mod = (name: string) => ({ module: FNS, export: name });
 const tmp = mkdtempSync(join(tmpdir(), "boxvm-vmapi-"));
@@ -681,6 +682,12 @@ describe("many VMs, destruction, save/load", () => {
     assert.equal(rc, Status.VERR_CANCELLED);
     assert.equal(VMR3GetState(vm), VMSTATE.SUSPENDED);
     assert.deepEqual(readFileSync(file), first);
+    // A file that cannot be written: an error report, still SUSPENDED.
+    const errs0: string[] = [];
+    VMR3AtErrorRegister(vm, (_v, _u, _rc, _p, _f, _a, msg) => errs0.push(msg), null);
+    assert.ok(RT_FAILURE_(await VMR3Save(vm, join(tmp, "no-such-dir", "x.sav"), null, null)));
+    assert.equal(VMR3GetState(vm), VMSTATE.SUSPENDED);
+    assert.match(errs0[0] ?? "", /no-such-dir/);
     // Cancel a load: LOAD_FAILURE.
     const rc2 = await VMR3Load(vm, file, () => Status.VERR_CANCELLED, null);
     assert.equal(rc2, Status.VERR_CANCELLED);

@@ -2,7 +2,8 @@
  * Boot test (needs boxvm's CPU; run with `npm run test:boot`): Debian's 686 kernel with our busybox
  * initramfs boots to the shell on the serial console; the test writes a file through the console
  * with printf and checks `uname -r` and `md5sum` of it. The guest is fetched (boxvm image fetch
- * debian) when not cached; BOXVM_BOOT_TIMEOUT (seconds, default 900) bounds the boot.
+ * debian) when not cached; BOXVM_BOOT_TIMEOUT (seconds, default 900) bounds the boot;
+ * BOXVM_BOOT_VERBOSE=1 copies the guest's console to stderr.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -21,7 +22,10 @@ test("Debian's kernel boots to a busybox shell on boxvm; uname -r and md5sum agr
     configure: (_vm, root) => configureRunMachine(root, false),
   });
   try {
-    const d = new ConsoleDriver(vm.console("serial0"));
+    const serial = vm.console("serial0");
+    const d = new ConsoleDriver(serial);
+    // BOXVM_BOOT_VERBOSE=1 shows the guest's console while the test runs (a boot takes minutes).
+    if (process.env["BOXVM_BOOT_VERBOSE"] === "1") serial.onData((b) => process.stderr.write(b));
     const t0 = Date.now();
     await vm.powerOn();
     await d.waitFor("/ # ", BOOT_MS);

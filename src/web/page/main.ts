@@ -46,6 +46,7 @@ const el = {
   progressLabel: $<HTMLLabelElement>("#progress-label"),
   progressText: $<HTMLSpanElement>("#progress-text"),
   statsPattern: $<HTMLInputElement>("#stats-pattern"),
+  statsNonZero: $<HTMLInputElement>("#stats-nonzero"),
   statsBody: $<HTMLTableSectionElement>("#stats tbody"),
   errors: $<HTMLOListElement>("#errors"),
   errorCount: $<HTMLSpanElement>("#error-count"),
@@ -314,15 +315,17 @@ function showStats(rows: StatRow[]): void {
   const now = performance.now();
   const prev = lastStats;
   const values = new Map<string, number>();
+  for (const r of rows) values.set(r.name, r.value);
+  const shown = el.statsNonZero.checked ? rows.filter((r) => r.value !== 0) : rows;
   el.statsBody.replaceChildren(
-    ...rows.map((r) => {
-      values.set(r.name, r.value);
+    ...shown.map((r) => {
       const tr = document.createElement("tr");
-      tr.title = `${r.desc} (${r.unit})`;
+      tr.title = `${r.name}: ${r.desc} (${r.unit})`;
+      tr.dataset["name"] = r.name;
       const before = prev?.values.get(r.name);
       const rate = prev && before !== undefined && now > prev.at ? ((r.value - before) * 1000) / (now - prev.at) : null;
       if (before !== undefined && before !== r.value) tr.className = "changed";
-      const cells = [r.name, `${formatValue(r.value)} ${r.unit === "count" ? "" : r.unit}`.trim(), rate === null || rate === 0 ? "" : formatValue(rate)];
+      const cells = [r.name, formatValue(r.value), rate === null || rate === 0 ? "" : formatValue(rate)];
       cells.forEach((text, i) => {
         const td = document.createElement("td");
         td.textContent = text;
@@ -347,6 +350,10 @@ for (const [op, b] of buttons) {
     send({ t: "op", id, op });
   });
 }
+el.statsNonZero.addEventListener("change", () => {
+  lastStats = null;
+  requestStats();
+});
 el.statsPattern.addEventListener("change", () => {
   lastStats = null;
   requestStats();
