@@ -33,7 +33,17 @@ import {
 import { CpuExit, type CpuBus, type CpuCore } from "./types.ts";
 import type { SsmUnitReader, SsmUnitWriter } from "../ssm/unit.ts";
 import { flushFlags, readFlags, LZ_MASK } from "./flags.ts";
-import { DEC_MORE, DEC_TOOLONG, DecodeBlock, PF_CS32, PF_SEG_SHIFT, decode } from "./decode/decoder.ts";
+import {
+  DEC_MORE,
+  DEC_TOOLONG,
+  DecodeBlock,
+  ENTRY_WORDS,
+  PF_A32,
+  PF_CS32,
+  PF_O32,
+  PF_SEG_SHIFT,
+  decode,
+} from "./decode/decoder.ts";
 import { execute } from "./exec/exec.ts";
 import { IntKind, deliverException, interrupt, resetMsrs } from "./exec/sysapi.ts";
 
@@ -106,11 +116,17 @@ export class Cpu implements CpuCore {
   /** Effective address (offset) of the memory operand, computed before execute when PF_MEM. */
   ea = 0;
   /** Segment of the memory operand (override or default). */
-  seg = 3;
+  get seg(): number {
+    return (this.pfx >> PF_SEG_SHIFT) & 7;
+  }
   /** Operand size is 32 bits. */
-  o32 = false;
+  get o32(): boolean {
+    return (this.pfx & PF_O32) !== 0;
+  }
   /** Address size is 32 bits. */
-  a32 = false;
+  get a32(): boolean {
+    return (this.pfx & PF_A32) !== 0;
+  }
 
   // --- Mode cache, recomputed by modeChanged() (contract) ---
   /** CR0.PE set and EFLAGS.VM clear. */
@@ -121,6 +137,8 @@ export class Cpu implements CpuCore {
   cs32 = false;
   /** SS B bit: ESP (not SP) is the stack pointer. */
   ss32 = false;
+  /** PF_CS32 when cs32, else 0 (compared with decoded entries). */
+  #cs32Bit = 0;
   /** 3 outside protected mode (no access-rights checks), 0 in protected mode. */
   #rightsAll = 3;
 
@@ -206,6 +224,7 @@ export class Cpu implements CpuCore {
     this.pmode = (cr0 & 1) !== 0 && !vm;
     this.vm86 = (cr0 & 1) !== 0 && vm;
     this.cs32 = (this.segAttr[SReg.CS]! & (1 << 14)) !== 0;
+    this.#cs32Bit = this.cs32 ? PF_CS32 : 0;
     this.ss32 = (this.segAttr[SReg.SS]! & (1 << 14)) !== 0;
     this.#rightsAll = this.pmode ? 0 : 3;
     this.#fetchLinPage = -1;
@@ -446,7 +465,7 @@ export class Cpu implements CpuCore {
   #dropSlot(idx: number): void {
     const page = this.#slotPage[idx]!;
     if (page < 0) return;
-    this.#slots[idx]!.len.fill(0);
+    this.#slots[idx]!.d.fill(0);
     this.#pageSlot[page] = 0;
     this.codePages[page] = 0;
     this.#slotPage[idx] = -1;
@@ -473,10 +492,10 @@ export class Cpu implements CpuCore {
       const pageBase = p * 4096;
       const start = phys > pageBase ? phys - pageBase : 0;
       const end = phys + len - pageBase < 4096 ? phys + len - pageBase : 4096;
-      const lens = blk.len;
+      const d = blk.d;
       for (let o = start > 14 ? start - 14 : 0; o < end; o++) {
-        const l = lens[o]!;
-        if (l !== 0 && o + l > start) lens[o] = 0;
+        const l = (d[o * ENTRY_WORDS]! >> 10) & 15;
+        if (l !== 0 && o + l > start) d[o * ENTRY_WORDS] = 0;
       }
     }
   }
@@ -493,20 +512,22 @@ export class Cpu implements CpuCore {
   #fetch(): boolean {
     const eip = this.i32[Slot.EIP]! >>> 0;
     const limit = this.segLimit[SReg.CS]! >>> 0;
-    if (eip > limit) {
-      this.raise(Vec.GP, 0);
-      return false;
-    }
     const lin = (this.segBase[SReg.CS]! + eip) | 0;
     // Fast path: same linear code page as the last fetch, instruction already decoded.
     const cur = this.#curBlk;
     if (cur !== null && lin >>> 12 === this.#fetchLinPage) {
       const o = lin & 0xfff;
-      const len = cur.len[o]!;
-      if (len !== 0 && ((cur.pfx[o]! & PF_CS32) !== 0) === this.cs32 && eip + len - 1 <= limit) {
+      const d = cur.d;
+      const w = o * ENTRY_WORDS;
+      const len = (d[w]! >> 10) & 15;
+      if (len !== 0 && (d[w + 1]! & PF_CS32) === this.#cs32Bit && eip + len - 1 <= limit) {
         this.#load(cur, o);
         return true;
       }
+    }
+    if (eip > limit) {
+      this.raise(Vec.GP, 0);
+      return false;
     }
     const phys = this.#codePhys(lin);
     if (phys < 0) return false;
@@ -519,8 +540,8 @@ export class Cpu implements CpuCore {
     if (slot !== 0) {
       blk = this.#slots[slot - 1]!;
       this.#curBlk = blk;
-      const len = blk.len[off]!;
-      if (len !== 0 && ((blk.pfx[off]! & PF_CS32) !== 0) === cs32) {
+      const len = (blk.d[off * ENTRY_WORDS]! >> 10) & 15;
+      if (len !== 0 && (blk.d[off * ENTRY_WORDS + 1]! & PF_CS32) === this.#cs32Bit) {
         if (eip + len - 1 > limit) {
           this.raise(Vec.GP, 0);
           return false;
@@ -544,7 +565,7 @@ export class Cpu implements CpuCore {
     }
     let r = decode(fb, 0, n, cs32, blk, i);
     if (r === DEC_MORE) {
-      if (blk !== this.#scratch) blk.len[i] = 0;
+      if (blk !== this.#scratch) blk.d[i * ENTRY_WORDS] = 0;
       let m = 16;
       if (limit - eip + 1 < m) m = limit - eip + 1;
       if (n < m && off + n === 4096) {
@@ -562,7 +583,7 @@ export class Cpu implements CpuCore {
       }
     }
     if (r === DEC_TOOLONG) {
-      if (blk !== this.#scratch) blk.len[i] = 0;
+      if (blk !== this.#scratch) blk.d[i * ENTRY_WORDS] = 0;
       this.raise(Vec.GP, 0);
       return false;
     }
@@ -571,18 +592,19 @@ export class Cpu implements CpuCore {
   }
 
   #load(blk: DecodeBlock, i: number): void {
-    this.op = blk.op[i]!;
-    const pfx = blk.pfx[i]!;
+    const d = blk.d;
+    const w = i * ENTRY_WORDS;
+    const w0 = d[w]!;
+    const w1 = d[w + 1]!;
+    this.op = w0 & 0x3ff;
+    this.modrm = (w0 >>> 16) & 0xff;
+    const pfx = w1 & 0xffff;
     this.pfx = pfx;
-    this.modrm = blk.modrm[i]!;
-    this.eaBits = blk.ea[i]!;
-    this.disp = blk.disp[i]!;
-    this.imm = blk.imm[i]!;
-    this.imm2 = blk.imm2[i]!;
-    this.seg = (pfx >> PF_SEG_SHIFT) & 7;
-    this.o32 = (pfx & 1) !== 0;
-    this.a32 = (pfx & 2) !== 0;
-    const next = (this.i32[Slot.EIP]! + blk.len[i]!) | 0;
+    this.eaBits = w1 >>> 16;
+    this.disp = d[w + 2]!;
+    this.imm = d[w + 3]!;
+    this.imm2 = d[w + 4]!;
+    const next = (this.i32[Slot.EIP]! + ((w0 >> 10) & 15)) | 0;
     // IP wraps at 64 KiB in a 16-bit code segment
     this.i32[Slot.EIP] = (pfx & PF_CS32) !== 0 ? next : next & 0xffff;
   }
@@ -674,7 +696,7 @@ export class Cpu implements CpuCore {
       return;
     }
     if ((this.pfx & 0x20) !== 0) this.ea = this.calcEa();
-    this.noSingleStep = false;
+    if (tf !== 0) this.noSingleStep = false;
     execute(this);
     this.instructionCount++;
     if (this.faulted) {

@@ -1,6 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkAccess, isLoopbackHost, newToken, presentedToken, splitHostPort, tokenCookieName, type AccessPolicy } from "./access.ts";
+import {
+  checkAccess,
+  isLoopbackHost,
+  newToken,
+  presentedToken,
+  splitHostPort,
+  tokenCookieName,
+  type AccessPolicy,
+} from "./access.ts";
 
 const token = "a".repeat(48);
 const loop: AccessPolicy = { token, bindHost: "127.0.0.1", port: 7080 };
@@ -11,8 +19,27 @@ function verdict(p: AccessPolicy, url: string, headers: Record<string, string>) 
 }
 
 test("loopback names", () => {
-  for (const h of ["localhost", "LOCALHOST", "app.localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "::ffff:127.0.0.1"]) assert.ok(isLoopbackHost(h), h);
-  for (const h of ["0.0.0.0", "::", "10.0.0.1", "192.168.1.5", "evil.example", "localhost.evil.example", "127.0.0.1.evil.example", "[::2]"]) {
+  for (const h of [
+    "localhost",
+    "LOCALHOST",
+    "app.localhost",
+    "127.0.0.1",
+    "127.1.2.3",
+    "::1",
+    "[::1]",
+    "::ffff:127.0.0.1",
+  ])
+    assert.ok(isLoopbackHost(h), h);
+  for (const h of [
+    "0.0.0.0",
+    "::",
+    "10.0.0.1",
+    "192.168.1.5",
+    "evil.example",
+    "localhost.evil.example",
+    "127.0.0.1.evil.example",
+    "[::2]",
+  ]) {
     assert.ok(!isLoopbackHost(h), h);
   }
 });
@@ -36,8 +63,14 @@ test("the token may come in the query, an Authorization header or this port's co
   const h = { host: "127.0.0.1:7080" };
   assert.deepEqual(verdict(loop, `/?token=${token}`, h), { ok: true, viaQuery: true });
   assert.deepEqual(verdict(loop, "/metrics", { ...h, authorization: `token ${token}` }), { ok: true, viaQuery: false });
-  assert.deepEqual(verdict(loop, "/metrics", { ...h, authorization: `Bearer ${token}` }), { ok: true, viaQuery: false });
-  assert.deepEqual(verdict(loop, "/app.js", { ...h, cookie: `x=1; ${tokenCookieName(7080)}=${token}` }), { ok: true, viaQuery: false });
+  assert.deepEqual(verdict(loop, "/metrics", { ...h, authorization: `Bearer ${token}` }), {
+    ok: true,
+    viaQuery: false,
+  });
+  assert.deepEqual(verdict(loop, "/app.js", { ...h, cookie: `x=1; ${tokenCookieName(7080)}=${token}` }), {
+    ok: true,
+    viaQuery: false,
+  });
   // Another port's cookie is not ours.
   assert.equal(presentedToken({ url: "/", headers: { cookie: `${tokenCookieName(7081)}=${token}` } }, 7080), null);
 });
@@ -81,7 +114,10 @@ test("bound to loopback, a foreign Host or Origin is refused with 403 even with 
   }
   assert.equal(verdict(loop, url, { host: "localhost:7080", origin: "http://localhost:7080" }).ok, true);
   assert.equal(verdict(loop, url, { host: "127.0.0.1:7080", origin: "http://127.0.0.1:7080" }).ok, true);
-  assert.equal(verdict({ ...loop, bindHost: "::1" }, url, { host: "[::1]:7080", origin: "http://[::1]:7080" }).ok, true);
+  assert.equal(
+    verdict({ ...loop, bindHost: "::1" }, url, { host: "[::1]:7080", origin: "http://[::1]:7080" }).ok,
+    true,
+  );
 });
 
 test("bound to all interfaces, any Host is fine but the Origin must match it", () => {

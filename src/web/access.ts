@@ -89,7 +89,8 @@ export function presentedToken(f: RequestFacts, port: number): { token: string; 
     const want = tokenCookieName(port);
     for (const part of cookie.split(";")) {
       const eq = part.indexOf("=");
-      if (eq > 0 && part.slice(0, eq).trim() === want) return { token: decodeURIComponent(part.slice(eq + 1).trim()), viaQuery: false };
+      if (eq > 0 && part.slice(0, eq).trim() === want)
+        return { token: decodeURIComponent(part.slice(eq + 1).trim()), viaQuery: false };
     }
   }
   return null;
@@ -105,7 +106,11 @@ export function checkAccess(f: RequestFacts, p: AccessPolicy): AccessVerdict {
   const host = hostHeader === undefined ? null : splitHostPort(hostHeader);
   if (host === null) return { ok: false, status: 403, reason: "Missing or malformed Host header" };
   if (loopbackBound && !isLoopbackHost(host.host)) {
-    return { ok: false, status: 403, reason: `Host ${hostHeader ?? ""} is not a loopback name while the server listens on ${p.bindHost}` };
+    return {
+      ok: false,
+      status: 403,
+      reason: `Host ${hostHeader ?? ""} is not a loopback name while the server listens on ${p.bindHost}`,
+    };
   }
   const origin = header(f, "origin");
   if (origin !== undefined) {
@@ -115,9 +120,14 @@ export function checkAccess(f: RequestFacts, p: AccessPolicy): AccessVerdict {
     } catch {
       return { ok: false, status: 403, reason: `Malformed Origin: ${origin}` };
     }
-    if (o.protocol !== "http:" && o.protocol !== "https:") return { ok: false, status: 403, reason: `Origin ${origin} is not http(s)` };
+    if (o.protocol !== "http:" && o.protocol !== "https:")
+      return { ok: false, status: 403, reason: `Origin ${origin} is not http(s)` };
     if (loopbackBound && !isLoopbackHost(o.hostname)) {
-      return { ok: false, status: 403, reason: `Origin ${origin} is not a loopback origin while the server listens on ${p.bindHost}` };
+      return {
+        ok: false,
+        status: 403,
+        reason: `Origin ${origin} is not a loopback origin while the server listens on ${p.bindHost}`,
+      };
     }
     const oPort = o.port === "" ? (o.protocol === "https:" ? 443 : 80) : Number(o.port);
     const hPort = host.port ?? 80;

@@ -4,7 +4,13 @@ import type { StamSnapshotEntry } from "../stam/Stam.ts";
 import { formatPrometheus, metricName } from "./prometheus.ts";
 import { parsePrometheusText } from "./testing/promtext.ts";
 
-const counter = (name: string, value: number, desc = "d"): StamSnapshotEntry => ({ name, kind: "counter", unit: "count", desc, value });
+const counter = (name: string, value: number, desc = "d"): StamSnapshotEntry => ({
+  name,
+  kind: "counter",
+  unit: "count",
+  desc,
+  value,
+});
 
 test("metric names from STAM paths", () => {
   assert.equal(metricName("/Devices/i8254/Irq0"), "boxvm_devices_i8254_irq0");
@@ -19,7 +25,17 @@ test("the text parses as Prometheus text, with every kind, two VMs, escapes and 
     counter("/Devices/a-b/X", 1),
     counter("/Devices/a_b/X", 2),
     { name: "/CPU/Instructions", kind: "callback", unit: "instructions", desc: "Retired", value: 1e21 },
-    { name: "/TM/Run", kind: "profile", unit: "ns/call", desc: "Run", value: 5, periods: 2, totalNs: 10, minNs: 4, maxNs: 6 },
+    {
+      name: "/TM/Run",
+      kind: "profile",
+      unit: "ns/call",
+      desc: "Run",
+      value: 5,
+      periods: 2,
+      totalNs: 10,
+      minNs: 4,
+      maxNs: 6,
+    },
   ];
   const b: StamSnapshotEntry[] = [counter("/Devices/i8254/Irq0", 3)];
   const text = formatPrometheus([
@@ -31,7 +47,10 @@ test("the text parses as Prometheus text, with every kind, two VMs, escapes and 
   assert.equal(irq?.type, "counter");
   assert.deepEqual(
     irq?.samples.map((s) => [s.labels["vm"], s.value]),
-    [['vm "one"', 12], ["two\\", 3]],
+    [
+      ['vm "one"', 12],
+      ["two\\", 3],
+    ],
   );
   assert.match(irq?.help ?? "", /STAM \/Devices\/i8254\/Irq0/);
   // "/Devices/a-b/X" and "/Devices/a_b/X" spell the same name: the later path gets a suffix.
@@ -41,10 +60,19 @@ test("the text parses as Prometheus text, with every kind, two VMs, escapes and 
   assert.equal(fams.get("boxvm_cpu_instructions")?.samples[0]?.value, 1e21);
   const run = fams.get("boxvm_tm_run_ns");
   assert.equal(run?.type, "summary");
-  assert.deepEqual(run?.samples.map((s) => [s.name, s.value]), [["boxvm_tm_run_ns_sum", 10], ["boxvm_tm_run_ns_count", 2]]);
+  assert.deepEqual(
+    run?.samples.map((s) => [s.name, s.value]),
+    [
+      ["boxvm_tm_run_ns_sum", 10],
+      ["boxvm_tm_run_ns_count", 2],
+    ],
+  );
   assert.equal(fams.get("boxvm_tm_run_ns_max")?.samples[0]?.value, 6);
   const state = fams.get("boxvm_vm_state");
-  assert.deepEqual(state?.samples.map((s) => s.labels["state"]), ["RUNNING", "SUSPENDED"]);
+  assert.deepEqual(
+    state?.samples.map((s) => s.labels["state"]),
+    ["RUNNING", "SUSPENDED"],
+  );
 });
 
 test("the reader used above rejects broken text (so that passing means something)", () => {
@@ -63,5 +91,8 @@ test("the reader used above rejects broken text (so that passing means something
   ]) {
     assert.throws(() => parsePrometheusText(bad), Error, JSON.stringify(bad));
   }
-  assert.equal(parsePrometheusText('# a comment\nm{a="1",b="x\\"y"} 1.5e3 1700000000\n').get("m")?.samples[0]?.value, 1500);
+  assert.equal(
+    parsePrometheusText('# a comment\nm{a="1",b="x\\"y"} 1.5e3 1700000000\n').get("m")?.samples[0]?.value,
+    1500,
+  );
 });

@@ -101,7 +101,10 @@ export function formatPrometheus(vms: readonly VmMetrics[]): string {
     } else {
       out.push(`# HELP ${f.base}_ns ${help}`, `# TYPE ${f.base}_ns summary`);
       for (const r of rows) {
-        out.push(`${f.base}_ns_sum{${r.labels}} ${num(r.s.totalNs ?? 0)}`, `${f.base}_ns_count{${r.labels}} ${num(r.s.periods ?? 0)}`);
+        out.push(
+          `${f.base}_ns_sum{${r.labels}} ${num(r.s.totalNs ?? 0)}`,
+          `${f.base}_ns_count{${r.labels}} ${num(r.s.periods ?? 0)}`,
+        );
       }
       out.push(`# HELP ${f.base}_ns_min Shortest period of ${f.path} in ns`, `# TYPE ${f.base}_ns_min gauge`);
       for (const r of rows) out.push(`${f.base}_ns_min{${r.labels}} ${num(r.s.minNs ?? 0)}`);

@@ -140,18 +140,23 @@ export function parseClientMessage(text: string): ClientMessage | null {
   }
   if (typeof m !== "object" || m === null) return null;
   const o = m as Record<string, unknown>;
-  const int = (v: unknown, lo: number, hi: number): v is number => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  const int = (v: unknown, lo: number, hi: number): v is number =>
+    Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
   switch (o["t"]) {
     case "select":
       return int(o["vm"], 0, 2 ** 31) ? { t: "select", vm: o["vm"] } : null;
     case "input":
       return typeof o["data"] === "string" && o["data"].length <= 65536 ? { t: "input", data: o["data"] } : null;
     case "resize":
-      return int(o["cols"], 1, 1000) && int(o["rows"], 1, 1000) ? { t: "resize", cols: o["cols"], rows: o["rows"] } : null;
+      return int(o["cols"], 1, 1000) && int(o["rows"], 1, 1000)
+        ? { t: "resize", cols: o["cols"], rows: o["rows"] }
+        : null;
     case "op":
       return int(o["id"], 0, 2 ** 53) && isOp(o["op"]) ? { t: "op", id: o["id"], op: o["op"] } : null;
     case "stats":
-      return typeof o["pattern"] === "string" && o["pattern"].length <= 1000 ? { t: "stats", pattern: o["pattern"] } : null;
+      return typeof o["pattern"] === "string" && o["pattern"].length <= 1000
+        ? { t: "stats", pattern: o["pattern"] }
+        : null;
     default:
       return null;
   }

@@ -13,7 +13,8 @@ export class Scrollback {
   #total = 0;
 
   constructor(capacity: number) {
-    if (!Number.isInteger(capacity) || capacity <= 0) throw new RangeError(`Scrollback capacity must be a positive integer: ${String(capacity)}`);
+    if (!Number.isInteger(capacity) || capacity <= 0)
+      throw new RangeError(`Scrollback capacity must be a positive integer: ${String(capacity)}`);
     this.capacity = capacity;
     this.#buf = new Uint8Array(capacity);
   }

@@ -24,7 +24,12 @@ before(async () => {
     sessions.push(
       await VmSession.create(
         i,
-        { name: `vm${String(i)}`, what: "a test machine", create: { modules: [FNS], config: { RamSize: 4 << 20 } }, stateFile: join(dir, `vm${String(i)}.sav`) },
+        {
+          name: `vm${String(i)}`,
+          what: "a test machine",
+          create: { modules: [FNS], config: { RamSize: 4 << 20 } },
+          stateFile: join(dir, `vm${String(i)}.sav`),
+        },
         64,
       ),
     );
@@ -39,13 +44,25 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function httpGet(path: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: string }> {
+function httpGet(
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port: server.port, path, headers: { host: `127.0.0.1:${String(server.port)}`, ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"] ?? ""), body: Buffer.concat(chunks).toString("utf8") }));
-    });
+    const req = request(
+      { host: "127.0.0.1", port: server.port, path, headers: { host: `127.0.0.1:${String(server.port)}`, ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            type: String(res.headers["content-type"] ?? ""),
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+      },
+    );
     req.on("error", reject);
     req.end();
   });
@@ -73,7 +90,9 @@ class Tab {
   readonly got: ServerMessage[] = [];
   #waiters: (() => void)[] = [];
   constructor() {
-    this.ws = new WebSocket(`ws://127.0.0.1:${String(server.port)}/ws?token=${server.token}`, { origin: `http://127.0.0.1:${String(server.port)}` });
+    this.ws = new WebSocket(`ws://127.0.0.1:${String(server.port)}/ws?token=${server.token}`, {
+      origin: `http://127.0.0.1:${String(server.port)}`,
+    });
     this.ws.on("message", (d: Buffer) => {
       this.got.push(JSON.parse(d.toString("utf8")) as ServerMessage);
       for (const w of this.#waiters.splice(0)) w();
@@ -90,7 +109,8 @@ class Tab {
     for (;;) {
       const m = this.got.find(pred);
       if (m) return m;
-      if (Date.now() > deadline) throw new Error(`Tab never got ${what}; got ${JSON.stringify(this.got).slice(0, 2000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`Tab never got ${what}; got ${JSON.stringify(this.got).slice(0, 2000)}`);
       await new Promise<void>((r) => {
         this.#waiters.push(r);
         setTimeout(r, 100);
@@ -127,7 +147,14 @@ class Tab {
 const host = (): Record<string, string> => ({ host: `127.0.0.1:${String(server.port)}` });
 
 test("HTTP requests without the token are refused (401), with it they pass", async () => {
-  for (const path of ["/", "/metrics", "/api/vms", "/app.js", "/nope", `/metrics?token=${server.token.slice(0, -1)}x`]) {
+  for (const path of [
+    "/",
+    "/metrics",
+    "/api/vms",
+    "/app.js",
+    "/nope",
+    `/metrics?token=${server.token.slice(0, -1)}x`,
+  ]) {
     const r = await httpGet(path);
     assert.equal(r.status, 401, path);
     assert.doesNotMatch(r.body, new RegExp(server.token), "the refusal must not leak the token");
@@ -179,7 +206,12 @@ test("tabs: same console for all, scrollback for late ones, input, controls, pro
   a.send({ t: "select", vm: 0 });
   await a.waitFor((m) => m.t === "vm" && m.vm.id === 0 && m.vm.state === "CREATED", "the VM's detail");
 
-  assert.deepEqual(await a.op(1, "suspend"), { t: "result", id: 1, ok: false, message: "VERR_VM_INVALID_VM_STATE: Cannot suspend a VM in state CREATED" });
+  assert.deepEqual(await a.op(1, "suspend"), {
+    t: "result",
+    id: 1,
+    ok: false,
+    message: "VERR_VM_INVALID_VM_STATE: Cannot suspend a VM in state CREATED",
+  });
   assert.equal((await a.op(2, "powerOn")).ok, true);
   await a.waitFor((m) => m.t === "state" && m.vm === 0 && m.state === "RUNNING", "RUNNING");
   await a.waitFor((m) => m.t === "vms" && m.vms[0]?.state === "RUNNING", "the list with RUNNING");
@@ -219,13 +251,18 @@ test("tabs: same console for all, scrollback for late ones, input, controls, pro
   await s0.vm.call("consoleListen", "serial0");
   c.send({ t: "input", data: "typed\r" });
   const deadline = Date.now() + 10_000;
-  while ((await s0.vm.call("consoleHeard")) !== "typed\r" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while ((await s0.vm.call("consoleHeard")) !== "typed\r" && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
   assert.equal(await s0.vm.call("consoleHeard"), "typed\r");
 
   // Stats for the panel.
   c.send({ t: "stats", pattern: "/VM/EMT/*" });
   const st = await c.waitFor((m) => m.t === "stats", "stats");
-  assert.ok(st.t === "stats" && st.rows.some((r) => r.name === "/VM/EMT/Requests") && st.rows.every((r) => r.name.startsWith("/VM/EMT/")));
+  assert.ok(
+    st.t === "stats" &&
+      st.rows.some((r) => r.name === "/VM/EMT/Requests") &&
+      st.rows.every((r) => r.name.startsWith("/VM/EMT/")),
+  );
 
   // Suspend, save with progress to 100 %, load, resume.
   assert.equal((await c.op(3, "suspend")).ok, true);
@@ -235,8 +272,12 @@ test("tabs: same console for all, scrollback for late ones, input, controls, pro
   const progress = c.got.flatMap((m) => (m.t === "progress" ? [m.progress] : []));
   assert.ok(progress.length >= 2, "several progress reports");
   assert.deepEqual(progress[progress.length - 1], { op: "save", percent: 100, done: true, ok: true });
-  for (let i = 1; i < progress.length; i++) assert.ok(progress[i]!.percent >= progress[i - 1]!.percent, "progress never goes back");
-  assert.ok(c.got.some((m) => m.t === "state" && m.state === "SAVING"), "SAVING was shown");
+  for (let i = 1; i < progress.length; i++)
+    assert.ok(progress[i]!.percent >= progress[i - 1]!.percent, "progress never goes back");
+  assert.ok(
+    c.got.some((m) => m.t === "state" && m.state === "SAVING"),
+    "SAVING was shown",
+  );
   assert.ok(existsSync(s0.spec.stateFile));
   assert.equal((await c.op(5, "load")).ok, true);
   assert.equal((await c.op(6, "resume")).ok, true);
@@ -256,8 +297,17 @@ test("tabs: same console for all, scrollback for late ones, input, controls, pro
   assert.notEqual(s0.vm, old);
   assert.equal(old.alive, false);
   assert.equal(s0.state, "CREATED");
-  await c.waitFor((m) => m.t === "vms" && m.vms.find((v) => v.id === 0)?.state === "CREATED", "the list after recreate");
-  assert.deepEqual(server.vmList().map((v) => v.id).sort(), [0, 1]);
+  await c.waitFor(
+    (m) => m.t === "vms" && m.vms.find((v) => v.id === 0)?.state === "CREATED",
+    "the list after recreate",
+  );
+  assert.deepEqual(
+    server
+      .vmList()
+      .map((v) => v.id)
+      .sort(),
+    [0, 1],
+  );
   c.close();
 });
 
@@ -266,20 +316,31 @@ test("the page is bundled and served", async () => {
   try {
     const get = (path: string, headers: Record<string, string>) =>
       new Promise<{ status: number; type: string; body: string; cookie: string }>((resolve, reject) => {
-        const req = request({ host: "127.0.0.1", port: s.port, path, headers: { host: `127.0.0.1:${String(s.port)}`, ...headers } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (ch: Buffer) => chunks.push(ch));
-          res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body: Buffer.concat(chunks).toString("utf8"), cookie: String(res.headers["set-cookie"] ?? "") }),
-          );
-        });
+        const req = request(
+          { host: "127.0.0.1", port: s.port, path, headers: { host: `127.0.0.1:${String(s.port)}`, ...headers } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (ch: Buffer) => chunks.push(ch));
+            res.on("end", () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                type: String(res.headers["content-type"]),
+                body: Buffer.concat(chunks).toString("utf8"),
+                cookie: String(res.headers["set-cookie"] ?? ""),
+              }),
+            );
+          },
+        );
         req.on("error", reject);
         req.end();
       });
     const page = await get(`/?token=${s.token}`, {});
     assert.equal(page.status, 200);
     assert.match(page.body, /<script type="module" src="app.js">/);
-    assert.match(page.cookie, new RegExp(`boxvm-token-${String(s.port)}=${s.token}; Path=/; HttpOnly; SameSite=Strict`));
+    assert.match(
+      page.cookie,
+      new RegExp(`boxvm-token-${String(s.port)}=${s.token}; Path=/; HttpOnly; SameSite=Strict`),
+    );
     // The cookie alone is enough for the page's script and style sheet.
     const cookie = `boxvm-token-${String(s.port)}=${s.token}`;
     const js = await get("/app.js", { cookie });

@@ -61,7 +61,15 @@ export class WebServer {
   readonly #tabs = new Set<WebSocket>();
   readonly #unobserve: (() => void)[] = [];
 
-  private constructor(http: Server, sessions: VmSession[], assets: PageAssets | null, token: string, host: string, port: number, scrollbackBytes: number) {
+  private constructor(
+    http: Server,
+    sessions: VmSession[],
+    assets: PageAssets | null,
+    token: string,
+    host: string,
+    port: number,
+    scrollbackBytes: number,
+  ) {
     this.#http = http;
     this.#sessions = sessions;
     this.#assets = assets;
@@ -137,7 +145,8 @@ export class WebServer {
     }
     const path = new URL(req.url ?? "/", "http://x").pathname;
     if (path === "/" || path === "/index.html") {
-      if (!this.#assets) return this.#send(res, 404, "text/plain; charset=utf-8", "404 The page is not built in this server\n");
+      if (!this.#assets)
+        return this.#send(res, 404, "text/plain; charset=utf-8", "404 The page is not built in this server\n");
       if (verdict.viaQuery) {
         res.setHeader("Set-Cookie", `${tokenCookieName(this.port)}=${this.token}; Path=/; HttpOnly; SameSite=Strict`);
       }
@@ -172,7 +181,10 @@ export class WebServer {
 
   #send(res: ServerResponse, status: number, type: string, body: string | Uint8Array): void {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
-    res.writeHead(status, { "Content-Type": type, "Content-Length": String(typeof body === "string" ? Buffer.byteLength(body) : body.length) });
+    res.writeHead(status, {
+      "Content-Type": type,
+      "Content-Length": String(typeof body === "string" ? Buffer.byteLength(body) : body.length),
+    });
     res.end(res.req.method === "HEAD" ? undefined : body);
   }
 
@@ -180,11 +192,14 @@ export class WebServer {
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const refuse = (status: number, text: string, reason: string): void => {
-      socket.end(`HTTP/1.1 ${String(status)} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${String(Buffer.byteLength(reason))}\r\n\r\n${reason}`);
+      socket.end(
+        `HTTP/1.1 ${String(status)} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${String(Buffer.byteLength(reason))}\r\n\r\n${reason}`,
+      );
       socket.destroy();
     };
     const verdict = checkAccess({ url: req.url ?? "/", headers: req.headers }, this.#policy);
-    if (!verdict.ok) return refuse(verdict.status, verdict.status === 401 ? "Unauthorized" : "Forbidden", verdict.reason);
+    if (!verdict.ok)
+      return refuse(verdict.status, verdict.status === 401 ? "Unauthorized" : "Forbidden", verdict.reason);
     if (new URL(req.url ?? "/", "http://x").pathname !== "/ws") return refuse(404, "Not Found", "No WebSocket here");
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#tab(ws));
   }
@@ -205,7 +220,9 @@ export class WebServer {
     send({ t: "hello", vms: this.vmList(), scrollbackBytes: this.#scrollbackBytes });
     ws.on("message", (data, isBinary) => {
       if (isBinary) return;
-      const m = parseClientMessage(Buffer.isBuffer(data) ? data.toString("utf8") : Buffer.concat(data as Buffer[]).toString("utf8"));
+      const m = parseClientMessage(
+        Buffer.isBuffer(data) ? data.toString("utf8") : Buffer.concat(data as Buffer[]).toString("utf8"),
+      );
       if (!m) return;
       switch (m.t) {
         case "select": {

@@ -237,7 +237,12 @@ export class VmSession {
   #bind(vm: VM): void {
     vm.onState((v, state) => {
       if (v !== this.#vm) return;
-      this.#emit({ t: "state", vm: this.id, state: vmStateName(state) as StateName, hasSavedState: this.hasSavedState });
+      this.#emit({
+        t: "state",
+        vm: this.id,
+        state: vmStateName(state) as StateName,
+        hasSavedState: this.hasSavedState,
+      });
       for (const cb of [...this.#stateObservers]) cb();
     });
     vm.onError((v, _user, rc, pos, _fmt, _args, message) => {
@@ -260,7 +265,8 @@ export class VmSession {
 
   #console(bytes: Uint8Array): void {
     this.scrollback.append(bytes);
-    if (this.#listeners.size > 0) this.#emit({ t: "console", vm: this.id, data: Buffer.from(bytes).toString("base64") });
+    if (this.#listeners.size > 0)
+      this.#emit({ t: "console", vm: this.id, data: Buffer.from(bytes).toString("base64") });
   }
 
   #emit(m: ServerMessage): void {

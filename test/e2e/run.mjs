@@ -18,5 +18,9 @@ if (files.length === 0) {
   console.error("No e2e tests found");
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...process.argv.slice(2), ...files], { stdio: "inherit" });
+const r = spawnSync(
+  process.execPath,
+  ["--import", "tsx", "--test", "--test-concurrency=1", ...process.argv.slice(2), ...files],
+  { stdio: "inherit" },
+);
 process.exit(r.status ?? 1);

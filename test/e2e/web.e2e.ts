@@ -31,16 +31,26 @@ let url = "";
 let context: BrowserContext | null = null;
 let page: Page;
 
+/** What the page's script exposes (this file compiles without the DOM lib, so the shapes are spelled out). */
+interface PageGlobals {
+  boxvm: { text(): string };
+}
+/** The parts of a <button> read here. */
+interface ButtonLike {
+  disabled: boolean;
+  dataset: Record<string, string | undefined>;
+}
+
 /** The terminal's text (xterm.js's buffer, through the page's window.boxvm.text()). */
 function termText(p: Page = page): Promise<string> {
-  return p.evaluate(() => (window as unknown as { boxvm: { text(): string } }).boxvm.text());
+  return p.evaluate(() => (globalThis as unknown as PageGlobals).boxvm.text());
 }
 
 /** Waits until the terminal's text satisfies a regular expression. */
 async function waitTerm(re: RegExp, what: string, p: Page = page): Promise<string> {
   try {
     await p.waitForFunction(
-      ([src, flags]) => new RegExp(src, flags).test((window as unknown as { boxvm: { text(): string } }).boxvm.text()),
+      ([src, flags]) => new RegExp(src, flags).test((globalThis as unknown as PageGlobals).boxvm.text()),
       [re.source, re.flags] as const,
       { timeout: STEP, polling: 100 },
     );
@@ -51,11 +61,16 @@ async function waitTerm(re: RegExp, what: string, p: Page = page): Promise<strin
 }
 
 async function waitState(state: string): Promise<void> {
-  await page.locator("#state").filter({ hasText: new RegExp(`^${state}$`) }).waitFor({ timeout: STEP });
+  await page
+    .locator("#state")
+    .filter({ hasText: new RegExp(`^${state}$`) })
+    .waitFor({ timeout: STEP });
 }
 
 async function enabledOps(): Promise<string[]> {
-  return page.$$eval("button[data-op]", (bs) => bs.filter((b) => !(b as HTMLButtonElement).disabled).map((b) => (b as HTMLElement).dataset["op"] ?? ""));
+  return page.$$eval("button[data-op]", (bs) =>
+    (bs as unknown as ButtonLike[]).filter((b) => !b.disabled).map((b) => b.dataset["op"] ?? ""),
+  );
 }
 
 /** Waits until the buttons settle on the expected set (they are disabled while an operation is in flight). */
@@ -91,7 +106,9 @@ before(async () => {
       const m = /^(http:\/\/\S+\?token=[0-9a-f]+)$/m.exec(out);
       if (m?.[1]) res(m[1]);
     });
-    server?.once("exit", (code) => rej(new Error(`boxvm serve exited (${String(code)}) before printing its URL:\n${serverLog}`)));
+    server?.once("exit", (code) =>
+      rej(new Error(`boxvm serve exited (${String(code)}) before printing its URL:\n${serverLog}`)),
+    );
   });
   context = await chromium.launchPersistentContext(join(tmp, "profile"), {
     executablePath: CHROMIUM,

@@ -50,7 +50,8 @@ function fileSafe(name: string): string {
 /** Parses an integer option in a range; throws naming the option. */
 export function intOption(name: string, s: string, lo: number, hi: number): number {
   const n = Number(s);
-  if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`Bad ${name} ${JSON.stringify(s)}: an integer from ${String(lo)} to ${String(hi)}`);
+  if (!Number.isInteger(n) || n < lo || n > hi)
+    throw new Error(`Bad ${name} ${JSON.stringify(s)}: an integer from ${String(lo)} to ${String(hi)}`);
   return n;
 }
 
@@ -69,7 +70,9 @@ export async function planVms(o: ServeOptions, log: (s: string) => void): Promis
   const stateFile = (name: string): string => join(stateDir, `${fileSafe(name)}.sav`);
   if (o.config && o.config.length > 0) {
     if (o.kernel || o.bios || o.initrd || o.append !== undefined || o.demo === true) {
-      throw new Error("--config describes the whole machine: it takes no --kernel, --bios, --initrd, --append or --demo");
+      throw new Error(
+        "--config describes the whole machine: it takes no --kernel, --bios, --initrd, --append or --demo",
+      );
     }
     for (const file of o.config) {
       let given: unknown;
@@ -81,7 +84,12 @@ export async function planVms(o: ServeOptions, log: (s: string) => void): Promis
       const own = typeof given === "object" && given !== null ? (given as Record<string, unknown>)["Name"] : undefined;
       for (let i = 0; i < count; i++) {
         const name = unique(typeof own === "string" && own !== "" ? own : basename(file).replace(/\.json$/i, ""));
-        specs.push({ name, what: `the machine of ${file}`, create: { config: resolve(file) }, stateFile: stateFile(name) });
+        specs.push({
+          name,
+          what: `the machine of ${file}`,
+          create: { config: resolve(file) },
+          stateFile: stateFile(name),
+        });
       }
     }
     return specs;
@@ -166,9 +174,17 @@ export function register(program: Command): void {
   program
     .command("serve")
     .description("Run VMs and serve a web page with their consoles, controls and statistics (token-protected)")
-    .option("-c, --config <file>", "a VM from a JSON configuration (repeatable: one VM per file)", (v: string, prev: string[] = []) => [...prev, v])
+    .option(
+      "-c, --config <file>",
+      "a VM from a JSON configuration (repeatable: one VM per file)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option("-p, --port <n>", "port to listen on (0: any free port)", "7080")
-    .option("--host <address>", "address to listen on; anything but loopback exposes the VMs to the network", "127.0.0.1")
+    .option(
+      "--host <address>",
+      "address to listen on; anything but loopback exposes the VMs to the network",
+      "127.0.0.1",
+    )
     .option("--count <n>", "VMs of each machine", "1")
     .option("--state-dir <dir>", "where Save writes and Load reads (default: boxvm's cache, serve/)")
     .option("--scrollback <bytes>", "console output kept per VM for tabs opened later", String(256 * 1024))

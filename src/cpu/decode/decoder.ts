@@ -59,25 +59,20 @@ export const DEC_TOOLONG = -2;
 /** Maximum instruction length. */
 export const MAX_LEN = 15;
 
-/** A block of decoded instruction entries (struct of arrays). */
+/** Int32 words per decoded entry in DecodeBlock.d. */
+export const ENTRY_WORDS = 5;
+
+/**
+ * A block of decoded instruction entries, packed in one Int32Array (ENTRY_WORDS words each, so a
+ * fetch touches one array):
+ *   w0  op (bits 0..9) | len << 10 (bits 10..13) | modrm << 16      (0 = entry empty)
+ *   w1  pfx (bits 0..15) | ea << 16
+ *   w2  disp    w3  imm    w4  imm2
+ */
 export class DecodeBlock {
-  readonly op: Uint16Array;
-  readonly len: Uint8Array;
-  readonly pfx: Uint16Array;
-  readonly modrm: Uint8Array;
-  readonly ea: Uint16Array;
-  readonly disp: Int32Array;
-  readonly imm: Int32Array;
-  readonly imm2: Int32Array;
+  readonly d: Int32Array;
   constructor(n: number) {
-    this.op = new Uint16Array(n);
-    this.len = new Uint8Array(n);
-    this.pfx = new Uint16Array(n);
-    this.modrm = new Uint8Array(n);
-    this.ea = new Uint16Array(n);
-    this.disp = new Int32Array(n);
-    this.imm = new Int32Array(n);
-    this.imm2 = new Int32Array(n);
+    this.d = new Int32Array(n * ENTRY_WORDS);
   }
 }
 
@@ -340,14 +335,13 @@ export function decode(
     pfx |= PF_SEGOVR;
     defSeg = seg;
   }
-  blk.op[i] = op;
-  blk.len[i] = len;
-  blk.pfx[i] = pfx | (defSeg << PF_SEG_SHIFT);
-  blk.modrm[i] = modrm;
-  blk.ea[i] = base | (index << 4) | (scale << 8);
-  blk.disp[i] = disp;
-  blk.imm[i] = imm;
-  blk.imm2[i] = imm2;
+  const d = blk.d;
+  const w = i * ENTRY_WORDS;
+  d[w] = op | (len << 10) | (modrm << 16);
+  d[w + 1] = pfx | (defSeg << PF_SEG_SHIFT) | ((base | (index << 4) | (scale << 8)) << 16);
+  d[w + 2] = disp;
+  d[w + 3] = imm;
+  d[w + 4] = imm2;
   return len;
 }
 
@@ -385,14 +379,15 @@ export interface DecodedInfo {
 export function decodeInfo(bytes: Uint8Array, offset: number, is32: boolean): DecodedInfo | null {
   const n = decode(bytes, offset, bytes.length - offset, is32, scratch, 0);
   if (n < 0) return null;
-  const pfx = scratch.pfx[0]!;
-  const ea = scratch.ea[0]!;
-  const op = scratch.op[0]!;
+  const d = scratch.d;
+  const pfx = d[1]! & 0xffff;
+  const ea = d[1]! >>> 16;
+  const op = d[0]! & 0x3ff;
   return {
     length: n,
     valid: op !== OP_UD,
     op,
-    modrm: scratch.modrm[0]!,
+    modrm: (d[0]! >>> 16) & 0xff,
     seg: (pfx >> PF_SEG_SHIFT) & 7,
     o32: (pfx & PF_O32) !== 0,
     a32: (pfx & PF_A32) !== 0,
@@ -403,11 +398,11 @@ export function decodeInfo(bytes: Uint8Array, offset: number, is32: boolean): De
             base: ea & 15,
             index: (ea >> 4) & 15,
             scale: (ea >> 8) & 3,
-            disp: scratch.disp[0]!,
+            disp: d[2]!,
           }
         : null,
-    imm: scratch.imm[0]!,
-    imm2: scratch.imm2[0]!,
+    imm: d[3]!,
+    imm2: d[4]!,
     rep: (pfx & PF_REP) !== 0,
     repne: (pfx & PF_REPNE) !== 0,
     lock: (pfx & PF_LOCK) !== 0,

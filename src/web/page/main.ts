@@ -306,7 +306,11 @@ function showError(e: ErrorReport): void {
   el.errorCount.textContent = String(errorCount);
 }
 
+const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
+
+/** A value for a narrow column: digits grouped up to a million, compact ("122.38B") beyond. */
 function formatValue(v: number): string {
+  if (Math.abs(v) >= 1e6) return compact.format(v);
   if (Number.isInteger(v)) return v.toLocaleString("en-US");
   return v.toLocaleString("en-US", { maximumFractionDigits: 2 });
 }
@@ -320,12 +324,13 @@ function showStats(rows: StatRow[]): void {
   el.statsBody.replaceChildren(
     ...shown.map((r) => {
       const tr = document.createElement("tr");
-      tr.title = `${r.name}: ${r.desc} (${r.unit})`;
       tr.dataset["name"] = r.name;
       const before = prev?.values.get(r.name);
       const rate = prev && before !== undefined && now > prev.at ? ((r.value - before) * 1000) / (now - prev.at) : null;
       if (before !== undefined && before !== r.value) tr.className = "changed";
       const cells = [r.name, formatValue(r.value), rate === null || rate === 0 ? "" : formatValue(rate)];
+      const exact = `${r.name} = ${r.value.toLocaleString("en-US")} ${r.unit}: ${r.desc}`;
+      tr.title = exact;
       cells.forEach((text, i) => {
         const td = document.createElement("td");
         td.textContent = text;
@@ -359,7 +364,8 @@ el.statsPattern.addEventListener("change", () => {
   requestStats();
 });
 function requestStats(): void {
-  if (current && document.visibilityState === "visible") send({ t: "stats", pattern: el.statsPattern.value.trim() || "*" });
+  if (current && document.visibilityState === "visible")
+    send({ t: "stats", pattern: el.statsPattern.value.trim() || "*" });
 }
 setInterval(requestStats, STATS_PERIOD);
 window.addEventListener("hashchange", () => {

@@ -28,7 +28,8 @@ function parseValue(s: string, line: number): number {
   if (s === "NaN") return NaN;
   if (s === "+Inf" || s === "Inf") return Infinity;
   if (s === "-Inf") return -Infinity;
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) throw new Error(`line ${String(line)}: bad value ${JSON.stringify(s)}`);
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s))
+    throw new Error(`line ${String(line)}: bad value ${JSON.stringify(s)}`);
   return Number(s);
 }
 
@@ -109,7 +110,10 @@ export function parsePrometheusText(text: string): Map<string, PromFamily> {
     if (currentFamily !== null && currentFamily !== f.name) closed.add(currentFamily);
     currentFamily = f.name;
     if (f.type === "counter" && value < 0) throw new Error(`line ${String(n)}: negative counter ${name}`);
-    const key = `${name}{${Object.entries(labels).sort().map(([k, v]) => `${k}=${v}`).join(",")}}`;
+    const key = `${name}{${Object.entries(labels)
+      .sort()
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",")}}`;
     if (seen.has(key)) throw new Error(`line ${String(n)}: duplicate series ${key}`);
     seen.add(key);
     f.samples.push({ name, labels, value });
