@@ -748,3 +748,33 @@ test("paging: an instruction crossing into a not-present page faults (#PF, CR2, 
   assert.equal(mem.ram32[(sp + 4) >> 2], 0x4ffe); // the faulting instruction restarts
   assert.notEqual(cpu.r32[0], 0x04030201);
 });
+
+test("an IRQ raised by an OUT is taken at the next instruction boundary", () => {
+  const m = machine();
+  let pending = false;
+  m.irqs.registerController(
+    {
+      hasInterrupt: () => pending,
+      acknowledge: () => {
+        pending = false;
+        return 0x21;
+      },
+    },
+    () => undefined,
+  );
+  m.io.map(0x90, 1, {
+    read: () => 0,
+    write: () => {
+      pending = true;
+    },
+  });
+  ivt(m, 0x21, 0x2000, [0xf4]);
+  // sti; nop; out 0x90,al; inc ax; inc ax; hlt
+  load(m, [0xfb, 0x90, 0xe6, 0x90, 0x40, 0x40, 0xf4], 16);
+  m.cpu.r16[0] = 0;
+  assert.equal(run(m), CpuExit.HALTED);
+  assert.equal(m.cpu.i32[Slot.EIP], 0x2001);
+  assert.equal(m.cpu.r16[0], 0); // no INC ran before the interrupt
+  const sp = m.cpu.r16[8]!;
+  assert.equal(m.mem.ram[sp]! | (m.mem.ram[sp + 1]! << 8), 0x1004); // return to the first INC
+});

@@ -53,8 +53,8 @@ const STOP_SHUTDOWN = 2;
 /** INTR is polled at least every IRQ_POLL_MASK + 1 instructions (MMIO-raised interrupts). */
 const IRQ_POLL_MASK = 63;
 
-/** Maximum number of cached code pages (each holds 4096 decoded entries, about 80 KiB). */
-const MAX_CODE_SLOTS = 256;
+/** Maximum number of cached code pages (each holds 4096 decoded entries, 80 KiB, allocated on use). */
+const MAX_CODE_SLOTS = 512;
 
 /**
  * Fast-path access rights per (attr & 0x1f) | (unusable ? 0x20 : 0): bit 0 read, bit 1 write.
@@ -69,11 +69,6 @@ for (let t = 16; t < 32; t++) {
   } else if ((type & 2) !== 0) {
     RIGHTS[t] = 1; // readable code
   }
-}
-
-/** The MMU's translate(), once the MMU owner's mmu.ts provides it (the shell does not). */
-interface MmuTranslate {
-  translate?: (lin: number, write: boolean, user: boolean) => number;
 }
 
 /** The CPU. */
@@ -116,17 +111,11 @@ export class Cpu implements CpuCore {
   /** Effective address (offset) of the memory operand, computed before execute when PF_MEM. */
   ea = 0;
   /** Segment of the memory operand (override or default). */
-  get seg(): number {
-    return (this.pfx >> PF_SEG_SHIFT) & 7;
-  }
+  seg = 3;
   /** Operand size is 32 bits. */
-  get o32(): boolean {
-    return (this.pfx & PF_O32) !== 0;
-  }
+  o32 = false;
   /** Address size is 32 bits. */
-  get a32(): boolean {
-    return (this.pfx & PF_A32) !== 0;
-  }
+  a32 = false;
 
   // --- Mode cache, recomputed by modeChanged() (contract) ---
   /** CR0.PE set and EFLAGS.VM clear. */
@@ -143,6 +132,9 @@ export class Cpu implements CpuCore {
   #rightsAll = 3;
 
   instructionCount = 0;
+  /** Statistics: instructions decoded (cache misses), code pages evicted from the decode cache. */
+  decodeCount = 0;
+  codeEvictions = 0;
   readonly ssmVersion = 1;
   /** Why run() must stop at the next boundary: 0 none, STOP_EXIT requestExit(), STOP_SHUTDOWN triple fault. */
   #stop = 0;
@@ -363,9 +355,7 @@ export class Cpu implements CpuCore {
   ramAddr(lin: number, write: boolean): number {
     let phys: number;
     if (this.i32[Slot.CR0]! < 0) {
-      const t = (this.mmu as unknown as MmuTranslate).translate;
-      if (t === undefined) return -1;
-      phys = t.call(this.mmu, lin, write, this.i32[Slot.CPL] === 3);
+      phys = this.mmu.translate(lin, write, this.i32[Slot.CPL] === 3);
       if (phys < 0 || this.faulted) return -1;
     } else {
       phys = lin >>> 0;
@@ -426,9 +416,7 @@ export class Cpu implements CpuCore {
     if (page === this.#fetchLinPage) return this.#fetchPhysBase | (lin & 0xfff);
     let phys: number;
     if (this.i32[Slot.CR0]! < 0) {
-      const t = (this.mmu as unknown as MmuTranslate).translate;
-      // XXX(fallback): the shell MMU has no translate(); treat linear as physical until it lands.
-      phys = t !== undefined ? t.call(this.mmu, lin, false, this.i32[Slot.CPL] === 3) : lin >>> 0;
+      phys = this.mmu.translate(lin, false, this.i32[Slot.CPL] === 3);
       if (phys < 0 || this.faulted) return -1;
     } else {
       phys = lin >>> 0;
@@ -453,6 +441,7 @@ export class Cpu implements CpuCore {
     } else {
       idx = this.#nextEvict;
       this.#nextEvict = (this.#nextEvict + 1) % MAX_CODE_SLOTS;
+      this.codeEvictions++;
       this.#dropSlot(idx);
       this.#freeCount--; // #dropSlot pushed it on the free list; take it back
     }
@@ -563,6 +552,7 @@ export class Cpu implements CpuCore {
       blk = this.#scratch;
       i = 0;
     }
+    this.decodeCount++;
     let r = decode(fb, 0, n, cs32, blk, i);
     if (r === DEC_MORE) {
       if (blk !== this.#scratch) blk.d[i * ENTRY_WORDS] = 0;
@@ -601,6 +591,9 @@ export class Cpu implements CpuCore {
     const pfx = w1 & 0xffff;
     this.pfx = pfx;
     this.eaBits = w1 >>> 16;
+    this.seg = (pfx >> PF_SEG_SHIFT) & 7;
+    this.o32 = (pfx & PF_O32) !== 0;
+    this.a32 = (pfx & PF_A32) !== 0;
     this.disp = d[w + 2]!;
     this.imm = d[w + 3]!;
     this.imm2 = d[w + 4]!;

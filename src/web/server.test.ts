@@ -206,12 +206,13 @@ test("tabs: same console for all, scrollback for late ones, input, controls, pro
   a.send({ t: "select", vm: 0 });
   await a.waitFor((m) => m.t === "vm" && m.vm.id === 0 && m.vm.state === "CREATED", "the VM's detail");
 
-  assert.deepEqual(await a.op(1, "suspend"), {
-    t: "result",
-    id: 1,
-    ok: false,
-    message: "VERR_VM_INVALID_VM_STATE: Cannot suspend a VM in state CREATED",
-  });
+  // The VM API refuses an illegal transition; the tab gets its status and message.
+  const refused = await a.op(1, "suspend");
+  assert.equal(refused.ok, false);
+  assert.match(refused.message, /^VERR_VM_INVALID_VM_STATE: Cannot suspend a VM in state CREATED/);
+  const refusedSave = await a.op(11, "save");
+  assert.equal(refusedSave.message, "VERR_VM_INVALID_VM_STATE: Cannot save a VM in state CREATED");
+  assert.ok(!a.got.some((m) => m.t === "progress"), "a refused save shows no progress");
   assert.equal((await a.op(2, "powerOn")).ok, true);
   await a.waitFor((m) => m.t === "state" && m.vm === 0 && m.state === "RUNNING", "RUNNING");
   await a.waitFor((m) => m.t === "vms" && m.vms[0]?.state === "RUNNING", "the list with RUNNING");
@@ -315,7 +316,7 @@ test("the page is bundled and served", async () => {
   const s = await WebServer.start([], { port: 0 });
   try {
     const get = (path: string, headers: Record<string, string>) =>
-      new Promise<{ status: number; type: string; body: string; cookie: string }>((resolve, reject) => {
+      new Promise<{ status: number; type: string; body: string; cookie: string; csp: string }>((resolve, reject) => {
         const req = request(
           { host: "127.0.0.1", port: s.port, path, headers: { host: `127.0.0.1:${String(s.port)}`, ...headers } },
           (res) => {
@@ -327,6 +328,7 @@ test("the page is bundled and served", async () => {
                 type: String(res.headers["content-type"]),
                 body: Buffer.concat(chunks).toString("utf8"),
                 cookie: String(res.headers["set-cookie"] ?? ""),
+                csp: String(res.headers["content-security-policy"] ?? ""),
               }),
             );
           },
@@ -337,6 +339,7 @@ test("the page is bundled and served", async () => {
     const page = await get(`/?token=${s.token}`, {});
     assert.equal(page.status, 200);
     assert.match(page.body, /<script type="module" src="app.js">/);
+    assert.match(page.csp, /default-src 'none'; script-src 'self'/);
     assert.match(
       page.cookie,
       new RegExp(`boxvm-token-${String(s.port)}=${s.token}; Path=/; HttpOnly; SameSite=Strict`),

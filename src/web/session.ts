@@ -158,7 +158,11 @@ export class VmSession {
 
   async #run(op: Op): Promise<string | null> {
     if (this.#closed) return "The server is shutting down";
-    if (!opAllowed(op, this.state, true)) {
+    if (op === "load" && !this.hasSavedState)
+      return `VERR_FILE_NOT_FOUND: No saved state to load: ${this.spec.stateFile}`;
+    // The lifecycle calls are checked by the VM API itself; save and load are checked here so that
+    // a refused one shows no progress bar, and "recreate" is this server's own.
+    if ((op === "save" || op === "load" || op === "recreate") && !opAllowed(op, this.state, true)) {
       return `VERR_VM_INVALID_VM_STATE: Cannot ${op} a VM in state ${this.state}`;
     }
     const vm = this.#vm;

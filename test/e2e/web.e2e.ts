@@ -22,7 +22,7 @@ const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const ARTIFACTS = join(ROOT, "artifacts", "e2e");
 const CHROMIUM = process.env["BOXVM_CHROMIUM"] ?? "/usr/bin/chromium";
 /** How long a step may wait for the page or the guest before it fails (a bound, not a measurement). */
-const STEP = 60_000;
+const STEP = Number(process.env["BOXVM_E2E_STEP_MS"] ?? 30_000);
 
 let tmp = "";
 let server: ChildProcess | null = null;
@@ -95,7 +95,19 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), "boxvm-e2e-"));
   server = spawn(
     process.execPath,
-    [join(ROOT, "bin/boxvm.mjs"), "serve", "--demo", "--port", "0", "--mem", "32", "--state-dir", join(tmp, "states")],
+    [
+      join(ROOT, "bin/boxvm.mjs"),
+      "serve",
+      "--demo",
+      "--count",
+      "2",
+      "--port",
+      "0",
+      "--mem",
+      "32",
+      "--state-dir",
+      join(tmp, "states"),
+    ],
     { cwd: ROOT, env: { ...process.env, BOXVM_CACHE_DIR: join(tmp, "cache") }, stdio: ["ignore", "pipe", "pipe"] },
   );
   server.stderr?.on("data", (b: Buffer) => (serverLog += b.toString("utf8")));
@@ -126,6 +138,9 @@ before(async () => {
   });
   page = context.pages()[0] ?? (await context.newPage());
   page.on("pageerror", (e) => (serverLog += `\n[page error] ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") serverLog += `\n[page error] console: ${m.text()}`;
+  });
 });
 
 after(async () => {
@@ -144,7 +159,10 @@ test("the page opens with the token; without it the server refuses", async () =>
   assert.equal(refused.status(), 401);
   await page.goto(url);
   await waitState("CREATED");
-  assert.deepEqual(await page.$$eval("#vm-list button", (bs) => bs.map((b) => b.textContent)), ["boxvmCREATED"]);
+  assert.deepEqual(await page.$$eval("#vm-list button", (bs) => bs.map((b) => b.textContent)), [
+    "boxvm-1CREATED",
+    "boxvm-2CREATED",
+  ]);
   await waitButtons(["powerOn"]);
 });
 
@@ -156,6 +174,28 @@ test("power on boots the guest: state RUNNING, its banner and prompt in the term
   // The statistics panel refreshes from STAM: the CPU has retired instructions.
   await page.locator('#stats tr[data-name="/CPU/Instructions"]').waitFor({ timeout: STEP });
   await shot("01-booted.png");
+});
+
+test("the VM list switches between VMs", async () => {
+  await page.click('#vm-list button[data-vm="1"]');
+  await page
+    .locator("#vm-name")
+    .filter({ hasText: /^boxvm-2$/ })
+    .waitFor({ timeout: STEP });
+  await waitState("CREATED");
+  await waitButtons(["powerOn"]);
+  assert.doesNotMatch(await termText(), /boxvm demo guest/);
+  assert.deepEqual(await page.$$eval("#vm-list button", (bs) => bs.map((b) => b.textContent)), [
+    "boxvm-1RUNNING",
+    "boxvm-2CREATED",
+  ]);
+  await page.click('#vm-list button[data-vm="0"]');
+  await page
+    .locator("#vm-name")
+    .filter({ hasText: /^boxvm-1$/ })
+    .waitFor({ timeout: STEP });
+  await waitState("RUNNING");
+  await waitTerm(/boxvm demo guest[\s\S]*demo>\s*$/, "the first VM's console again");
 });
 
 test("a second tab sees the same console", async () => {
@@ -225,7 +265,7 @@ test("save: the progress bar reaches 100 % and the VM is SUSPENDED again", async
 });
 
 test("a damaged saved state: Load fails, the error report shows, only power off is left; then a new VM", async () => {
-  const file = join(tmp, "states", "boxvm.sav");
+  const file = join(tmp, "states", "boxvm-1.sav");
   const bytes = readFileSync(file);
   const at = Math.floor(bytes.length / 2);
   bytes[at] = (bytes[at] ?? 0) ^ 0xff;
@@ -238,7 +278,7 @@ test("a damaged saved state: Load fails, the error report shows, only power off 
   await page.locator("#errors li").first().waitFor({ timeout: STEP });
   const report = (await page.textContent("#errors li")) ?? "";
   assert.match(report, /VERR_\w+/);
-  assert.match(report, /boxvm\.sav/);
+  assert.match(report, /boxvm-1\.sav/);
   assert.equal(await page.getAttribute("#progress", "data-done"), "true");
   assert.equal(await page.textContent("#progress-label"), "Load failed");
   await waitButtons(["powerOff"]);

@@ -14,11 +14,12 @@
  * On the terminal: Ctrl-A x quits, Ctrl-A s suspends and saves, Ctrl-A h helps (console/escape.ts).
  */
 import type { Command } from "commander";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildDemoGuest } from "../../../guest/demo.ts";
 import type { CfgmNode } from "../../cfgm/CfgmNode.ts";
+import { isBzImage } from "../../loader/bzimage.ts";
 import { inspectStateFile } from "../../ssm/SsmFile.ts";
 import { VM } from "../../vm/Vm.ts";
 import { VMSTATE } from "../../vm/types.ts";
@@ -132,6 +133,20 @@ export function configureRunMachine(root: CfgmNode, post: boolean): void {
   if (post) root.ensureChild("Devices/postcode/0/Config").insertInteger("Report", 1);
 }
 
+/** True when the file is a Linux bzImage (for a hint; unreadable files are left to the loader). */
+function looksLikeLinux(path: string | undefined): boolean {
+  if (path === undefined) return false;
+  try {
+    const fd = openSync(path, "r");
+    const head = new Uint8Array(0x300);
+    readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    return isBzImage(head);
+  } catch {
+    return false;
+  }
+}
+
 /** A default file name for Ctrl-A s. */
 function defaultSavePath(): string {
   const t = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
@@ -162,6 +177,9 @@ export async function runMachine(o: RunOptions): Promise<number> {
     const plan = await planBoot(o, err);
     if (plan.fallbackReason) err(`boxvm: booting the demo guest instead of Debian's: ${plan.fallbackReason}`);
     err(`boxvm: booting ${plan.what}, ${String(plan.ramMiB)} MiB`);
+    if (looksLikeLinux(plan.boot["Kernel"])) {
+      err("boxvm: Linux prints nothing until it has decompressed itself, which takes a while on boxvm's interpreter");
+    }
     vm = await VM.create({
       config: { Name: "boxvm-run", RamSize: plan.ramMiB * MiB, Boot: plan.boot },
       configure: (_vm, root) => configureRunMachine(root, o.post === true),

@@ -215,6 +215,7 @@ function select(id: number | null): void {
   }
   history.replaceState(null, "", `#vm=${String(id)}`);
   send({ t: "select", vm: id });
+  send({ t: "resize", cols: term.cols, rows: term.rows });
   renderList();
 }
 
