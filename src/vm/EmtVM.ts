@@ -215,7 +215,7 @@ export class EmtVM {
     this.pdm = new Pdm({ mem: this.mem, io: this.io, irqs: this.irqs, timers: this.timers, stam: this.stam, machine: this.machine });
     const devices = cfg.getChild("Devices");
     if (devices) this.pdm.constructAll(devices);
-    this.cpu = new Cpu({
+    const cpu = new Cpu({
       mem: this.mem,
       io: this.io,
       irqs: this.irqs,
@@ -224,6 +224,14 @@ export class EmtVM {
         this.#pendingReset ??= "triple fault";
       },
     });
+    this.cpu = cpu;
+    // The x87's FERR# output (CR0.NE=0 error reporting) drives the chipset's IRQ 13 latch, which the
+    // guest clears by writing port 0xF0.
+    const ferr = this.pdm.find("ferr")?.dev as { setFerr?: (level: boolean) => void } | undefined;
+    if (ferr?.setFerr) {
+      const setFerr = ferr.setFerr.bind(ferr);
+      cpu.fpu.onFerr = () => setFerr(true);
+    }
     s.callback("/CPU/Instructions", "Instructions retired", "instructions", () => this.cpu.instructionCount);
     this.atRelocate("EMT", (_vm, d) => {
       this.relocationDelta += d;
@@ -821,7 +829,9 @@ export class EmtVM {
     if (next0 >= 0 && next0 <= now) this.#cTimers.add(this.timers.runDue(now));
     this.#machineActions();
     if (this.#state !== VMSTATE.RUNNING) return;
-    if (this.cpu.halted) {
+    // A halted CPU with INTR asserted goes back into run(), which delivers the interrupt (when IF
+    // allows) and wakes it; only a halted CPU with nothing pending sleeps here.
+    if (this.cpu.halted && !this.irqs.hasInterrupt()) {
       this.waitHalted(false);
       return;
     }
