@@ -225,6 +225,8 @@ export class EmtVM {
       },
     });
     this.cpu = cpu;
+    // RAM written behind the CPU's back (loaders, saved-state load) drops decoded code of those pages.
+    this.mem.onExternalWrite = (gpa, len) => cpu.codeWritten(gpa, len);
     // The x87's FERR# output (CR0.NE=0 error reporting) drives the chipset's IRQ 13 latch, which the
     // guest clears by writing port 0xF0.
     const ferr = this.pdm.find("ferr")?.dev as { setFerr?: (level: boolean) => void } | undefined;
