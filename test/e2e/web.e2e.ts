@@ -240,6 +240,7 @@ test("the console freezes while suspended and goes on after resume (the guest's 
   await page.click('button[data-op="resume"]');
   await waitState("RUNNING");
   await waitTerm(new RegExp(`\\n${String(last + 1)}\\n`), `count going on after ${String(last)}`);
+  await page.click("#terminal"); // the Resume button has the focus: type into the terminal again
   await page.keyboard.press("Enter"); // any key stops count
   await waitTerm(/demo>\s*$/, "the prompt after count");
 });
