@@ -318,7 +318,7 @@ export function register(program: Command): void {
     .option("--append <cmdline>", "kernel command line")
     .option("-m, --mem <MiB>", "guest RAM in MiB", "128")
     .option("--serial <backend>", "first serial port: stdio, file:<path>, tcp:<port> (127.0.0.1), none", "stdio")
-    .option("--post", "print POST codes the guest writes to port 0x80")
+    .option("--post", "print POST codes the guest writes to ports 0x80 and 0x190")
     .option("--load <state>", "resume a saved machine (from Ctrl-A s or the VM API)")
     .option("--save-to <file>", "where Ctrl-A s saves the machine (default ./boxvm-<time>.sav)")
     .option("--demo", "boot boxvm's own demo guest")

@@ -18,7 +18,9 @@ test("Config Report sends codes to the 'post' backend when present, and works wi
   m.add("postcode", { Report: 1 });
   m.outb(0x80, 0xaa);
   m.outw(0x80, 0x55bb); // a word write: the low byte lands on 0x80, the high byte on unassigned 0x81
-  assert.deepEqual(m.backends.get("post")!.written, [0xaa, 0xbb]);
+  m.outb(0x190, 0x42);
+  assert.equal(m.inb(0x80), 0x42, "one latch behind both ports");
+  assert.deepEqual(m.backends.get("post")!.written, [0xaa, 0xbb, 0x42]);
   const bare = new FakeMachine();
   bare.add("postcode", { Report: 1 });
   bare.outb(0x80, 1);

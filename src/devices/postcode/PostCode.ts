@@ -1,6 +1,7 @@
 /**
- * POST diagnostic port 0x80: keeps the last byte written (BIOS progress codes; Linux writes it
- * as an I/O delay in outb_p). Reads return the last value, as many chipsets do.
+ * POST diagnostic ports 0x80 and 0x190: keep the last byte written (BIOS progress codes; Linux
+ * writes 0x80 as an I/O delay in outb_p; some BIOSes and test ROMs use 0x190 instead, as Bochs
+ * and QEMU's POST card do). Reads return the last value, as many chipsets do.
  *
  * Config: Report (0/1, default 0): also send each code to the char backend named "post" when
  * the machine has one (a log or a display on the host side); otherwise codes only land in STAM.
@@ -21,7 +22,10 @@ const SSM_VERSION = 1;
 /** Oldest layout loadState accepts. */
 const SSM_MIN_VERSION = 1;
 
-/** Port 0x80 as a PDM device. */
+/** The ports a POST code may be written to. */
+const POST_PORTS = [0x80, 0x190] as const;
+
+/** Ports 0x80 and 0x190 as a PDM device. */
 export class PostCode implements Device {
   /** The last code written. */
   last = 0;
@@ -30,21 +34,17 @@ export class PostCode implements Device {
 
   constructor(ins: DevIns, cfg: CfgmNode) {
     this.#report = cfg.queryBoolDef("Report", false) ? ins.machine.charBackend("post") : null;
-    this.#writes = ins.counter("Writes", "Writes to port 0x80 (POST codes and I/O delays)");
+    this.#writes = ins.counter("Writes", "Writes to ports 0x80 and 0x190 (POST codes and I/O delays)");
     ins.ctx.stam.callback(`${ins.stamPrefix}/LastCode`, "The last POST code written", "count", () => this.last);
-    ins.ioPorts.map(
-      0x80,
-      1,
-      {
-        read: () => this.last,
-        write: (_o, v) => {
-          this.last = v;
-          this.#writes.value++;
-          this.#report?.write(Uint8Array.of(v));
-        },
+    const port = {
+      read: (): number => this.last,
+      write: (_o: number, v: number): void => {
+        this.last = v;
+        this.#writes.value++;
+        this.#report?.write(Uint8Array.of(v));
       },
-      { sizes: [1], name: "postcode" },
-    );
+    };
+    for (const base of POST_PORTS) ins.ioPorts.map(base, 1, port, { sizes: [1], name: "postcode" });
   }
 
   /** The last code survives a reset (it is what a POST card would still show). */
@@ -69,7 +69,7 @@ export class PostCode implements Device {
 
 registerDevice({
   name: "postcode",
-  description: "POST code port 0x80",
+  description: "POST code ports 0x80 and 0x190",
   ssmVersion: SSM_VERSION,
   ssmMinVersion: SSM_MIN_VERSION,
   configKeys: ["Report"],
