@@ -604,6 +604,9 @@ export class EmtVM {
   #reset(source: string): void {
     const prev = this.#state;
     this.#cResets.value++;
+    // Per cause: "/VM/EMT/ResetsBy/triple-fault", ".../i8042", ".../port92", ".../api" …
+    const cause = source.replace(/[^A-Za-z0-9_.-]+/g, "-") || "unknown";
+    this.stam.counter(`/VM/EMT/ResetsBy/${cause}`, `Machine resets caused by ${source}`).value++;
     this.#setState(VMSTATE.RESETTING);
     this.pdm.reset();
     for (const e of [...this.#atReset]) {
@@ -619,7 +622,6 @@ export class EmtVM {
     this.mem.setA20(true);
     this.cpu.reset();
     bootMachine({ cfg: this.cfg, mem: this.mem, cpu: this.cpu as Cpu });
-    void source;
     this.#setState(prev);
   }
 

@@ -185,8 +185,14 @@ export class VM {
   readonly #resetCbs: { fn: ResetExternalCallback; user: unknown; desc: string }[] = [];
   readonly #consoles = new Map<string, Set<(b: Uint8Array) => void>>();
   #readyResolve: ((m: { rc: number; msg?: string }) => void) | null = null;
-  /** The exit status the guest powered off with (null until then). */
-  exitStatus: number | null = null;
+  /**
+   * The exit status the guest powered off with (null until then). Read from the shared state block,
+   * which the EMT writes before it changes the state, so it is set as soon as `state` reads OFF.
+   */
+  get exitStatus(): number | null {
+    const v = Atomics.load(this.#ctl, Ctl.EXIT);
+    return v === -1 ? null : v;
+  }
 
   private constructor(
     ctl: SharedArrayBuffer,
@@ -716,8 +722,7 @@ export class VM {
         return;
       }
       case "p":
-        this.exitStatus = m.status;
-        return;
+        return; // exitStatus reads the shared block
       case "ready":
         this.#readyResolve?.(m.msg === undefined ? { rc: m.rc } : { rc: m.rc, msg: m.msg });
         return;

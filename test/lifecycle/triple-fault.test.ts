@@ -34,6 +34,7 @@ for (const how of ["int3", "gp"] as const satisfies readonly TripleFaultHow[]) {
         assert.equal(vm.state, VMSTATE.RUNNING);
         const vmStats = await vm.stats("/VM*");
         assert.equal(vmStats.find((e) => e.name === "/VM/EMT/Resets")?.value, 1, "STAM counts one reset");
+        assert.equal(vmStats.find((e) => e.name === "/VM/EMT/ResetsBy/triple-fault")?.value, 1, "the reset's cause is a triple fault");
         assert.equal(vmStats.find((e) => e.name === "/VM/EMT/State")?.value, VMSTATE.RUNNING);
         assert.equal(resets, 1, "the API-side reset callback ran once");
         assert.deepEqual(states, [VMSTATE.RUNNING, VMSTATE.RESETTING, VMSTATE.RUNNING].map(String));
