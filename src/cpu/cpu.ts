@@ -16,6 +16,15 @@
  * INTR (IF=1, bus.irqs.hasInterrupt(), INTA via controller.acknowledge()). A faulting instruction
  * restores EIP from instrStart and deliverException() (intr.ts) takes over. TF traps after the
  * instruction (#DB, DR6.BS). REP string instructions run in chunks (exec/string.ts).
+ *
+ * Speed: between INTR poll points run() hands the instructions to #batch(), a tight loop that
+ * stops after any instruction that changed what the run loop looks at (TF, a STATE bit, pollIrq,
+ * IF with INTR pending; requestExit() and tripleFault() set pollIrq too). #batch() inlines the
+ * fetch fast path and gives the decoded entry's words straight to exec/fast.ts, which executes the
+ * frequent forms without loading the per-instruction fields (op, modrm, ea...) and without
+ * instrStart (set only when such an instruction faults); everything else loads the fields and goes
+ * through execute(). step() (used with TF set) always takes the general path, which the
+ * differential test exec/fast.test.ts compares with the fast one.
  */
 import { Fpu } from "./fpu.ts";
 import { Mmu } from "./mmu.ts";
@@ -40,11 +49,13 @@ import {
   ENTRY_WORDS,
   PF_A32,
   PF_CS32,
+  PF_MEM,
   PF_O32,
   PF_SEG_SHIFT,
   decode,
 } from "./decode/decoder.ts";
 import { execute } from "./exec/exec.ts";
+import { execFast } from "./exec/fast.ts";
 import { IntKind, deliverException, interrupt, resetMsrs } from "./exec/sysapi.ts";
 
 /** run() stop reasons (bits of #stop). */
@@ -52,6 +63,15 @@ const STOP_EXIT = 1;
 const STOP_SHUTDOWN = 2;
 /** INTR is polled at least every IRQ_POLL_MASK + 1 instructions (MMIO-raised interrupts). */
 const IRQ_POLL_MASK = 63;
+
+if (ENTRY_WORDS !== 5 || PF_CS32 !== 0x80 || PF_O32 !== 1 || PF_A32 !== 2 || PF_SEG_SHIFT !== 8 || SReg.CS !== 1) {
+  throw new Error("cpu.ts: the inlined fetch path assumes the decoder's entry layout");
+}
+const F_TF = F.TF;
+const F_IF = F.IF;
+const S_EIP = Slot.EIP;
+const S_EFLAGS = Slot.EFLAGS;
+const S_STATE = Slot.STATE;
 
 /** Maximum number of cached code pages (each holds 4096 decoded entries, 80 KiB, allocated on use). */
 const MAX_CODE_SLOTS = 512;
@@ -190,6 +210,7 @@ export class Cpu implements CpuCore {
   /** Called by exception delivery on a triple fault: the machine shuts down and run() returns. */
   tripleFault(): void {
     this.#stop |= STOP_SHUTDOWN;
+    this.pollIrq = true;
     this.bus.onTripleFault();
   }
 
@@ -499,21 +520,41 @@ export class Cpu implements CpuCore {
    * Returns false when fetching faulted (#GP for CS limit or length, #PF).
    */
   #fetch(): boolean {
-    const eip = this.i32[Slot.EIP]! >>> 0;
-    const limit = this.segLimit[SReg.CS]! >>> 0;
-    const lin = (this.segBase[SReg.CS]! + eip) | 0;
+    const eip = this.i32[S_EIP]!;
+    const lin = (this.segBase[1]! + eip) | 0;
     // Fast path: same linear code page as the last fetch, instruction already decoded.
     const cur = this.#curBlk;
     if (cur !== null && lin >>> 12 === this.#fetchLinPage) {
-      const o = lin & 0xfff;
       const d = cur.d;
-      const w = o * ENTRY_WORDS;
-      const len = (d[w]! >> 10) & 15;
-      if (len !== 0 && (d[w + 1]! & PF_CS32) === this.#cs32Bit && eip + len - 1 <= limit) {
-        this.#load(cur, o);
+      const w = (lin & 0xfff) * 5;
+      const w0 = d[w]!;
+      const w1 = d[w + 1]!;
+      const len = (w0 >> 10) & 15;
+      if (len !== 0 && (w1 & 0x80) === this.#cs32Bit && (eip >>> 0) + len - 1 <= this.segLimit[1]! >>> 0) {
+        this.op = w0 & 0x3ff;
+        this.modrm = (w0 >>> 16) & 0xff;
+        this.pfx = w1 & 0xffff;
+        this.eaBits = w1 >>> 16;
+        this.seg = (w1 >> 8) & 7;
+        this.o32 = (w1 & 1) !== 0;
+        this.a32 = (w1 & 2) !== 0;
+        this.disp = d[w + 2]!;
+        this.imm = d[w + 3]!;
+        this.imm2 = d[w + 4]!;
+        const next = (eip + len) | 0;
+        // IP wraps at 64 KiB in a 16-bit code segment
+        this.i32[S_EIP] = (w1 & 0x80) !== 0 ? next : next & 0xffff;
         return true;
       }
     }
+    return this.#fetchSlow();
+  }
+
+  /** The rest of #fetch: page changes, decode-cache misses, decoding, fetch faults. */
+  #fetchSlow(): boolean {
+    const eip = this.i32[Slot.EIP]! >>> 0;
+    const limit = this.segLimit[SReg.CS]! >>> 0;
+    const lin = (this.segBase[SReg.CS]! + eip) | 0;
     if (eip > limit) {
       this.raise(Vec.GP, 0);
       return false;
@@ -757,13 +798,91 @@ export class Cpu implements CpuCore {
         }
         return CpuExit.HALTED;
       }
-      this.step();
-      n++;
+      if ((i32[Slot.EFLAGS]! & F.TF) !== 0) {
+        this.step();
+        n++;
+        continue;
+      }
+      // Up to the next INTR poll point (or the budget), nothing but instructions happens: run them
+      // in a tight loop that stops as soon as one of them needs the checks above.
+      let lim = maxInstructions - n;
+      const toPoll = IRQ_POLL_MASK + 1 - (n & IRQ_POLL_MASK);
+      if (toPoll < lim) lim = toPoll;
+      n += this.#batch(lim);
     }
+  }
+
+  /**
+   * Executes 1..lim instructions with TF clear (as step() would), stopping after an instruction
+   * that set TF, a STATE bit, pollIrq or a stop reason, or IF while INTR is pending. Returns the
+   * number of instructions run (faulted ones included, as run() counts them).
+   */
+  #batch(lim: number): number {
+    const i32 = this.i32;
+    const stopFlags = this.#intr ? F_TF | F_IF : F_TF;
+    const segBase = this.segBase;
+    const segLimit = this.segLimit;
+    let k = 0;
+    let retired = 0;
+    while (k < lim) {
+      k++;
+      const eip = i32[S_EIP]!;
+      this.faulted = false;
+      // The fast path of #fetch, inlined (keep the two in step).
+      const lin = (segBase[1]! + eip) | 0;
+      const cur = this.#curBlk;
+      let fetched = false;
+      if (cur !== null && lin >>> 12 === this.#fetchLinPage) {
+        const d = cur.d;
+        const w = (lin & 0xfff) * 5;
+        const w0 = d[w]!;
+        const w1 = d[w + 1]!;
+        const len = (w0 >> 10) & 15;
+        if (len !== 0 && (w1 & 0x80) === this.#cs32Bit && (eip >>> 0) + len - 1 <= segLimit[1]! >>> 0) {
+          const next = (eip + len) | 0;
+          i32[S_EIP] = (w1 & 0x80) !== 0 ? next : next & 0xffff;
+          if (execFast(this, w0, w1, d[w + 2]!, d[w + 3]!)) {
+            retired++;
+            if (this.faulted) {
+              // the fast forms do not read instrStart: it is set only for the fault's delivery
+              this.instrStart = eip;
+              this.#deliverFault();
+            }
+            if (((i32[S_EFLAGS]! & stopFlags) | i32[S_STATE]!) !== 0 || this.pollIrq) break;
+            continue;
+          }
+          this.op = w0 & 0x3ff;
+          this.modrm = (w0 >>> 16) & 0xff;
+          this.pfx = w1 & 0xffff;
+          this.eaBits = w1 >>> 16;
+          this.seg = (w1 >> 8) & 7;
+          this.o32 = (w1 & 1) !== 0;
+          this.a32 = (w1 & 2) !== 0;
+          this.disp = d[w + 2]!;
+          this.imm = d[w + 3]!;
+          this.imm2 = d[w + 4]!;
+          fetched = true;
+        }
+      }
+      this.instrStart = eip;
+      if (!fetched && !this.#fetchSlow()) {
+        this.#deliverFault();
+      } else {
+        if ((this.pfx & PF_MEM) !== 0) this.ea = this.calcEa();
+        execute(this);
+        retired++;
+        if (this.faulted) this.#deliverFault();
+      }
+      // requestExit() and tripleFault() set pollIrq too
+      if (((i32[S_EFLAGS]! & stopFlags) | i32[S_STATE]!) !== 0 || this.pollIrq) break;
+    }
+    this.instructionCount += retired;
+    return k;
   }
 
   requestExit(): void {
     this.#stop |= STOP_EXIT;
+    this.pollIrq = true;
   }
 
   saveState(w: SsmUnitWriter): void {

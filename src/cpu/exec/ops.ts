@@ -6,7 +6,21 @@
  * 32-bit values are int32 (use >>> 0 for unsigned).
  */
 import type { Cpu } from "../cpu.ts";
-import { ALL_ARITH, LZ_ADD, LZ_LOGIC, LZ_SUB, RES_FLAGS, flushFlags, getCF, setLazy } from "../flags.ts";
+import {
+  ALL_ARITH,
+  LZ_A,
+  LZ_ADD,
+  LZ_B,
+  LZ_KIND,
+  LZ_LOGIC,
+  LZ_MASK,
+  LZ_RES,
+  LZ_SUB,
+  RES_FLAGS,
+  flushFlags,
+  getCF,
+  setLazy,
+} from "../flags.ts";
 import { F, R8, SReg, Slot, Vec } from "../state.ts";
 
 /** Operand size code of a v-sized operand. */
@@ -124,8 +138,19 @@ export function setArith(cpu: Cpu, mask: number, v: number): void {
 
 /** Result flags (PF ZF SF from r, AF cleared) with CF and OF given. */
 export function resultFlags(cpu: Cpu, sz: number, r: number, cf: boolean, of: boolean): void {
-  setArith(cpu, F.CF | F.OF, (cf ? F.CF : 0) | (of ? F.OF : 0));
-  setLazy(cpu.i32, LZ_LOGIC | sz, r, 0, 0, RES_FLAGS);
+  const i32 = cpu.i32;
+  if (!cf && !of) {
+    // a logic record defines all six: CF = OF = AF = 0
+    setLazy(i32, LZ_LOGIC | sz, r, 0, 0, ALL_ARITH);
+    return;
+  }
+  // CF/OF stored, PF/ZF/SF/AF lazy: nothing else of the arithmetic flags is visible, no flush needed
+  i32[Slot.EFLAGS] = (i32[Slot.EFLAGS]! & ~ALL_ARITH) | (cf ? F.CF : 0) | (of ? F.OF : 0);
+  i32[LZ_KIND] = LZ_LOGIC | sz;
+  i32[LZ_RES] = r;
+  i32[LZ_A] = 0;
+  i32[LZ_B] = 0;
+  i32[LZ_MASK] = RES_FLAGS;
 }
 
 /**
