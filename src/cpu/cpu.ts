@@ -192,8 +192,14 @@ export class Cpu implements CpuCore {
 
   readonly bus: CpuBus;
 
+  /** The forced-action word (bus.forcedActions), checked at every interrupt poll; null: none. */
+  readonly #ffFlags: Int32Array | null;
+  readonly #ffIndex: number;
+
   constructor(bus: CpuBus) {
     this.bus = bus;
+    this.#ffFlags = bus.forcedActions?.flags ?? null;
+    this.#ffIndex = bus.forcedActions?.index ?? 0;
     this.mmu = new Mmu(this);
     this.fpu = new Fpu(this);
     this.reset();
@@ -764,6 +770,9 @@ export class Cpu implements CpuCore {
       if (this.pollIrq || (n & IRQ_POLL_MASK) === 0) {
         this.pollIrq = false;
         this.#intr = irqs.hasInterrupt();
+        // A request from another thread: leave at this boundary (after some progress).
+        const ff = this.#ffFlags;
+        if (ff !== null && n !== 0 && ff[this.#ffIndex] !== 0) return CpuExit.EXIT_REQUESTED;
       }
       const st = i32[Slot.STATE]!;
       if (st !== 0) {

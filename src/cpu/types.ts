@@ -20,6 +20,12 @@ export interface CpuBus {
   clock: Clock;
   /** Called on a triple fault (shutdown); the machine resets, as a PC does. */
   onTripleFault(): void;
+  /**
+   * Optional: a shared word (`flags[index]`) that another thread makes non-zero when a forced action
+   * (a request) is pending; run() then returns EXIT_REQUESTED at its next interrupt poll, at most
+   * 64 instructions later, so requests need not wait for the end of a CPU slice.
+   */
+  forcedActions?: { flags: Int32Array; index: number };
 }
 
 /** Why run() returned. */

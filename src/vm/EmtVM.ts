@@ -227,6 +227,7 @@ export class EmtVM {
       onTripleFault: () => {
         this.#pendingReset ??= "triple fault";
       },
+      forcedActions: { flags: this.#ctl, index: Ctl.FF },
     });
     this.cpu = cpu;
     // RAM written behind the CPU's back (loaders, saved-state load) drops decoded code of those pages.
