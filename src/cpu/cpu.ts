@@ -874,6 +874,10 @@ export class Cpu implements CpuCore {
         }
       }
       this.instrStart = eip;
+      // The general path (I/O, RDTSC, MMIO) may read the clock, which counts instructions: make
+      // instructionCount exact before it runs (the fast forms never look at time).
+      this.instructionCount += retired;
+      retired = 0;
       if (!fetched && !this.#fetchSlow()) {
         this.#deliverFault();
       } else {

@@ -81,3 +81,62 @@ test("VirtualClock stands still while paused and can be set", () => {
   c.resume();
   assert.ok(c.now() >= 5);
 });
+
+test("VirtualClock with an instruction counter counts instructions, not host time", () => {
+  const c = new VirtualClock();
+  let count = 1000;
+  c.attachCounter(() => count, 2);
+  c.resume();
+  assert.equal(c.now(), 0);
+  const t0 = hostNs();
+  while (hostNs() - t0 < 1_000_000) {
+    /* 1 ms of host time: virtual time must not move */
+  }
+  assert.equal(c.now(), 0);
+  count += 500;
+  assert.equal(c.now(), 1000);
+  // retuning keeps time continuous
+  c.setNsPerInsn(10);
+  assert.equal(c.now(), 1000);
+  count += 3;
+  assert.equal(c.now(), 1030);
+  // idle time: forward only
+  c.advanceTo(5000);
+  assert.equal(c.now(), 5000);
+  c.advanceTo(4000);
+  assert.equal(c.now(), 5000);
+  count += 1;
+  assert.equal(c.now(), 5010);
+  // the real-time reference runs with the host; the lag is what virtual time is behind it
+  assert.ok(c.realNow() >= 1_000_000);
+  assert.ok(Math.abs(c.lagNs - (c.realNow() - c.now())) < 1_000_000);
+});
+
+test("VirtualClock: limitLag drops lag beyond the bound, set() realigns both clocks", () => {
+  const c = new VirtualClock();
+  let count = 0;
+  c.attachCounter(() => count, 1);
+  c.resume();
+  const t0 = hostNs();
+  while (hostNs() - t0 < 3_000_000) {
+    /* 3 ms behind */
+  }
+  assert.ok(c.lagNs >= 3_000_000);
+  const dropped = c.limitLag(1_000_000);
+  assert.ok(dropped >= 2_000_000, `dropped ${dropped}`);
+  assert.ok(c.lagNs >= 1_000_000 && c.lagNs < 1_500_000, `lag ${c.lagNs}`);
+  assert.equal(c.limitLag(10_000_000), 0);
+  count = 77;
+  c.set(1_000_000_000);
+  assert.equal(c.now(), 1_000_000_000);
+  assert.ok(Math.abs(c.lagNs) < 1_000_000);
+  count += 10;
+  assert.equal(c.now(), 1_000_000_010);
+  c.pause();
+  const frozen = c.realNow();
+  const t1 = hostNs();
+  while (hostNs() - t1 < 1_000_000) {
+    /* paused: the reference stands still */
+  }
+  assert.equal(c.realNow(), frozen);
+});

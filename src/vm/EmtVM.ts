@@ -65,6 +65,17 @@ const MAX_SLICE_INSTRUCTIONS = 1_000_000;
  * so it bounds the request latency while the guest runs.
  */
 const SLICE_NS = 200_000;
+/**
+ * Instruction-counted virtual time (src/tm/VirtualClock.ts): the ns one guest instruction counts
+ * for starts here and is retuned after every slice, within these bounds, so that virtual time
+ * follows the real-time reference. LAG_CATCHUP_NS is the host time over which a lag is made up
+ * (by counting instructions a little longer); beyond MAX_LAG_NS a lag is dropped, not made up.
+ */
+const INITIAL_NS_PER_INSN = 20;
+const MIN_NS_PER_INSN = 0.25;
+const MAX_NS_PER_INSN = 500;
+const LAG_CATCHUP_NS = 100_000_000;
+const MAX_LAG_NS = 1_000_000_000;
 /** The longest single sleep (ms); the loop re-checks everything after it. */
 const MAX_SLEEP_MS = 50;
 /**
@@ -128,6 +139,7 @@ export class EmtVM {
   #terminated = false;
   #irqChanged = false;
   #inRun = false;
+  /** Virtual time at which the current slice's budget runs out (a timer armed earlier cuts it). */
   #sliceEndNs = 0;
   /** Estimated host ns per guest instruction (adapted after every slice). */
   #nsPerInstr = 200;
@@ -150,6 +162,7 @@ export class EmtVM {
   readonly #cTimers: StamCounter;
   readonly #cIdle: StamCounter;
   readonly #cDropped: StamCounter;
+  readonly #cLagDropped: StamCounter;
 
   /**
    * Builds the machine. Throws VBoxError naming the configuration path on bad config; the caller
@@ -183,6 +196,7 @@ export class EmtVM {
     this.#cResets = s.counter("/VM/EMT/Resets", "Machine resets", "occurrences");
     this.#cTimers = s.counter("/TM/TimerCallbacks", "Timer callbacks run", "calls");
     this.#cIdle = s.counter("/VM/EMT/IdleSlices", "Slices in which the CPU retired no instruction", "calls");
+    this.#cLagDropped = s.counter("/TM/LagDroppedNs", "Virtual-time lag given up (the guest could not keep up)", "ns");
     this.#cDropped = s.counter("/VM/Console/DroppedInput", "Console input bytes for a backend no device reads", "bytes");
     s.callback("/VM/EMT/State", "VM state (VMSTATE)", "count", () => this.#state);
     s.callback("/TM/VirtualNs", "Virtual clock", "ns", () => this.clock.now());
@@ -230,6 +244,9 @@ export class EmtVM {
       forcedActions: { flags: this.#ctl, index: Ctl.FF },
     });
     this.cpu = cpu;
+    this.clock.attachCounter(() => cpu.instructionCount, INITIAL_NS_PER_INSN);
+    s.callback("/TM/LagNs", "Virtual time behind the real-time reference", "ns", () => Math.round(this.clock.lagNs));
+    s.callback("/TM/PsPerInstruction", "Virtual time one instruction counts for (ps)", "count", () => Math.round(this.clock.nsPerInsn * 1000));
     // RAM written behind the CPU's back (loaders, saved-state load) drops decoded code of those pages.
     this.mem.onExternalWrite = (gpa, len) => cpu.codeWritten(gpa, len);
     // The x87's FERR# output (CR0.NE=0 error reporting) drives the chipset's IRQ 13 latch, which the
@@ -563,7 +580,7 @@ export class EmtVM {
     vmw.putBool(this.mem.a20Mask === -1);
     out.push({ name: "vm", instance: 0, version: 1, data: vmw.finish() });
     const tmw = new SsmUnitWriter();
-    tmw.putU64(this.clock.now());
+    tmw.putU64(Math.floor(this.clock.now()));
     out.push({ name: "tm", instance: 0, version: 1, data: tmw.finish() });
     const cw = new SsmUnitWriter();
     this.cpu.saveState(cw);
@@ -788,11 +805,21 @@ export class EmtVM {
       this.#irqChanged = false;
       return Status.VINF_SUCCESS;
     }
+    const clock = this.clock;
     const next = this.timers.nextDeadline();
-    const now = this.clock.now();
-    if (next >= 0 && next <= now) return Status.VINF_SUCCESS;
+    if (next >= 0 && next <= clock.now()) return Status.VINF_SUCCESS;
     if (this.#pendingReset !== null || this.#pendingPowerOff) return Status.VINF_SUCCESS;
-    this.#sleep(next < 0 ? MAX_SLEEP_MS : (next - now) / 1e6);
+    // Idle time passes in virtual time up to the next deadline, but never ahead of the real-time
+    // reference: a guest that lags (it was busy) reaches its deadline at once, one that is on time
+    // sleeps until the host catches up.
+    const real = clock.realNow();
+    if (next >= 0 && next <= real) {
+      clock.advanceTo(next);
+      return Status.VINF_SUCCESS;
+    }
+    this.#sleep(next < 0 ? MAX_SLEEP_MS : (next - real) / 1e6);
+    const after = clock.realNow();
+    clock.advanceTo(next >= 0 && after > next ? next : after);
     return Status.VINF_SUCCESS;
   }
 
@@ -832,6 +859,16 @@ export class EmtVM {
     for (const c of this.#clients) c.port.close();
   }
 
+  /** Retunes the ns per instruction so that virtual time follows the real-time reference. */
+  #retune(): void {
+    const clock = this.clock;
+    const dropped = clock.limitLag(MAX_LAG_NS);
+    if (dropped > 0) this.#cLagDropped.add(Math.round(dropped));
+    const lag = clock.lagNs;
+    const ns = this.#nsPerInstr * (1 + lag / LAG_CATCHUP_NS);
+    clock.setNsPerInsn(Math.min(MAX_NS_PER_INSN, Math.max(MIN_NS_PER_INSN, ns)));
+  }
+
   #execute(): void {
     const now = this.clock.now();
     const next0 = this.timers.nextDeadline();
@@ -844,12 +881,24 @@ export class EmtVM {
       this.waitHalted(false);
       return;
     }
+    const clock = this.clock;
     const t0 = hostNs();
     const next = this.timers.nextDeadline();
-    let sliceNs = SLICE_NS;
-    if (next >= 0) sliceNs = Math.max(1000, Math.min(sliceNs, next - this.clock.now()));
-    const budget = Math.max(1, Math.min(MAX_SLICE_INSTRUCTIONS, Math.floor(sliceNs / this.#nsPerInstr)));
-    this.#sliceEndNs = this.clock.now() + sliceNs;
+    const vnow = clock.now();
+    const rate = clock.nsPerInsn;
+    // The budget: about SLICE_NS of host time (request latency), and no further than the next
+    // timer deadline in virtual time (instructions × ns per instruction), so timers fire on time.
+    let budget = Math.floor(SLICE_NS / this.#nsPerInstr);
+    let toDeadline = false;
+    if (next >= 0) {
+      const n = Math.ceil((next - vnow) / rate);
+      if (n <= budget) {
+        budget = n;
+        toDeadline = true;
+      }
+    }
+    budget = Math.max(1, Math.min(MAX_SLICE_INSTRUCTIONS, budget));
+    this.#sliceEndNs = vnow + budget * rate;
     const before = this.cpu.instructionCount;
     this.#inRun = true;
     let exit: CpuExit;
@@ -863,7 +912,10 @@ export class EmtVM {
     if (done > 0) {
       const per = (hostNs() - t0) / done;
       this.#nsPerInstr = Math.min(10_000, Math.max(0.5, this.#nsPerInstr * 0.5 + per * 0.5));
+      this.#retune();
     }
+    // The budget ran out at the deadline: land on it exactly (the product may round below it).
+    if (toDeadline && exit === CpuExit.BUDGET && done === budget) clock.advanceTo(next);
     switch (exit) {
       case CpuExit.HALTED:
         this.waitHalted(false);
