@@ -8,6 +8,9 @@
  * - guest uptime follows host time while the guest idles and while it is busy (no lost ticks);
  * - `sleep 3` in the guest takes about 3 s of host time (idle time is not skipped ahead of the host);
  * - the guest's date (from the RTC at boot) agrees with the host's.
+ * Then the rest of the lifecycle on the booted kernel: guest time stands still while the VM is
+ * suspended, VMR3Reset reboots it to the shell, and so does the guest's own `reboot -f` (through
+ * the keyboard controller's reset line).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -36,7 +39,7 @@ function assertTracks(what: string, a: { guest: number; host: number }, b: { gue
   assert.ok(Math.abs(g - h) <= 0.05 * h + 0.5, `${what}: guest uptime moved ${g.toFixed(2)} s while the host moved ${h.toFixed(2)} s`);
 }
 
-test("Debian calibrates its TSC against the PIT, uses it as clocksource and keeps host time", { timeout: BOOT_MS + 300000 }, async () => {
+test("Debian calibrates its TSC against the PIT, keeps host time, and suspends, resets and reboots", { timeout: BOOT_MS + 300000 }, async () => {
   const g = findDebianGuest() ?? (await fetchDebian()).guest;
   const vm = await VM.create({ config: { RamSize: 128 << 20, Boot: { Kernel: g.kernel, Initrd: g.initrd, Cmdline: DEBIAN_CMDLINE } } });
   try {
@@ -80,6 +83,34 @@ test("Debian calibrates its TSC against the PIT, uses it as clocksource and keep
     assert.ok(m, out);
     const skew = Number(m[1]) - Date.now() / 1000;
     assert.ok(Math.abs(skew) < 5, `guest date is ${skew.toFixed(1)} s off the host's`);
+
+    // Suspended, the guest's time stands still (the virtual clock is paused, as VirtualBox's).
+    const p0 = await uptime(d);
+    await vm.suspend();
+    await new Promise((r) => setTimeout(r, 3000));
+    await vm.resume();
+    const p1 = await uptime(d);
+    const gained = p1.guest - p0.guest;
+    process.stderr.write(`# across a 3 s suspension: guest ${gained.toFixed(2)} s, host ${(p1.host - p0.host).toFixed(2)} s\n`);
+    assert.ok(p1.host - p0.host >= 3 && gained < p1.host - p0.host - 2.5, `guest uptime moved ${gained.toFixed(2)} s across a 3 s suspension`);
+
+    // VMR3Reset on the running kernel: the machine starts over and boots to the shell again.
+    const resets = async (cause: string) => (await vm.stats(`/VM/EMT/ResetsBy/${cause}`))[0]?.value ?? 0;
+    let mark = d.output.length;
+    await vm.reset();
+    assert.equal(vm.state, VMSTATE.RUNNING);
+    await d.waitFor("Linux version", BOOT_MS, mark);
+    mark = await d.waitFor(P, BOOT_MS, mark);
+    assert.equal(await resets("VMR3Reset"), 1);
+    assert.match(await d.command("echo after-$((40+2))", P, 60000), /after-42\r?\n/);
+
+    // The guest reboots itself (no ACPI here: Linux pulses the i8042's reset line).
+    mark = d.output.length;
+    d.write("reboot -f\r");
+    await d.waitFor("Linux version", BOOT_MS, mark);
+    await d.waitFor(P, BOOT_MS, mark);
+    assert.equal(await resets("i8042"), 1, "the guest's reboot went through the keyboard controller");
+    assert.match(await d.command("uname -r", P, 60000), new RegExp(g.kernelVersion.replace(/\./g, "\\.")));
   } finally {
     if (vm.alive && vm.state !== VMSTATE.OFF) await vm.powerOff();
     if (vm.alive) await vm.destroy();

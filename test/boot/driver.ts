@@ -45,6 +45,10 @@ export class ConsoleDriver {
       if (!check()) this.#waiters.push(check);
     });
   }
+  /** Types text without waiting for anything. */
+  write(text: string): void {
+    this.#c.write(text);
+  }
   /** Types a line (CR-terminated) and waits for the next `prompt`; returns the output in between. */
   async command(line: string, prompt: string, ms: number): Promise<string> {
     const from = this.#out.length;
