@@ -2,7 +2,10 @@
  * Boot-to-shell and a fixed guest workload on boxvm and two peers: Debian's 686 kernel with boxvm's
  * busybox initramfs (`boxvm image fetch debian`), 128 MiB, the command line `boxvm run` uses
  * (DEBIAN_CMDLINE: console=ttyS0 and whatever the loader adds), the same on
- *  - boxvm: our VM API in this process (bench/peers/boxvm.ts),
+ *  - boxvm: our VM API in this process (bench/peers/boxvm.ts); by default its loader decompresses
+ *    the kernel on the host (Boot/HostDecompress), while the peers run the kernel's own XZ
+ *    decompressor in the guest, so boxvm is also booted once that way ("boxvm-guestxz", boot only),
+ *    and both boot times are printed,
  *  - QEMU: qemu-system-i386 with TCG, -nographic (bench/peers/qemu.ts; Debian package qemu-system-x86),
  *  - v86: the npm package in this process, with Debian's SeaBIOS (bench/peers/v86.ts; package seabios).
  * Phases (bench/peers/serial.ts): power-on to the first "/ # " prompt; then, typed at the prompt,
@@ -14,7 +17,8 @@
  * Environment:
  *  BOXVM_BENCH_RUNS          boxvm runs (default 1: a boxvm boot takes minutes)
  *  BOXVM_BENCH_PEER_RUNS     runs of each peer (default 3)
- *  BOXVM_BENCH_VMMS          which to run, comma-separated (default "qemu,v86,boxvm")
+ *  BOXVM_BENCH_VMMS          which to run, comma-separated (default "qemu,v86,boxvm,boxvm-guestxz")
+ *  BOXVM_BENCH_GUESTXZ_RUNS  boot-only runs of boxvm with the guest's own decompressor (default 1)
  *  BOXVM_BENCH_BOOT_TIMEOUT  seconds boxvm may take to reach the prompt (default 1200)
  *  BOXVM_BENCH_WORK_TIMEOUT  seconds boxvm may take per workload phase (default 1200)
  *  BOXVM_BENCH_CMDLINE       the kernel command line of all three (default: boxvm's DEBIAN_CMDLINE)
@@ -49,6 +53,8 @@ interface Vmm {
   runs: number;
   bootS: number;
   workS: number;
+  /** Only the boot is measured (no workload phases). */
+  bootOnly?: boolean;
   /** Why it cannot run, or null. */
   missing(): string | null;
   version(): string;
@@ -127,7 +133,7 @@ export default async function bootBench(): Promise<void> {
   const peerRuns = envInt("BOXVM_BENCH_PEER_RUNS", 3);
   const verbose = process.env["BOXVM_BENCH_VERBOSE"] === "1";
   const cmdline = process.env["BOXVM_BENCH_CMDLINE"] || DEBIAN_CMDLINE;
-  const wanted = (process.env["BOXVM_BENCH_VMMS"] ?? "qemu,v86,boxvm")
+  const wanted = (process.env["BOXVM_BENCH_VMMS"] ?? "qemu,v86,boxvm,boxvm-guestxz")
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
@@ -175,6 +181,17 @@ export default async function bootBench(): Promise<void> {
       version: () => `boxvm (this tree), Node ${process.version}`,
       start: (x) => startBoxvm(x.kernel, x.initrd, cmdline, RAM_MIB),
     },
+    {
+      id: "boxvm-guestxz",
+      label: "boxvm (kernel decompresses itself)",
+      runs: envInt("BOXVM_BENCH_GUESTXZ_RUNS", 1),
+      bootS: envInt("BOXVM_BENCH_BOOT_TIMEOUT", 1200),
+      workS: 0,
+      bootOnly: true,
+      missing: () => null,
+      version: () => `boxvm (this tree), Boot/HostDecompress 0, boot only`,
+      start: (x) => startBoxvm(x.kernel, x.initrd, cmdline, RAM_MIB, false),
+    },
   ];
 
   console.log(
@@ -205,7 +222,7 @@ export default async function bootBench(): Promise<void> {
       if (verbose) run.serial.onData((b) => process.stderr.write(b));
       let r: RunResult;
       try {
-        r = await measureRun(run, vmm.bootS * 1000, vmm.workS * 1000);
+        r = await measureRun(run, vmm.bootS * 1000, vmm.workS * 1000, vmm.bootOnly === true);
       } finally {
         await run.stop();
       }
@@ -219,6 +236,17 @@ export default async function bootBench(): Promise<void> {
   console.log(table(outcomes, false));
   console.log("\nmedians, CPU seconds of the VMM (user + system, all its threads):");
   console.log(table(outcomes, true));
+  const gx = outcomes.find((o) => o.vmm.id === "boxvm-guestxz");
+  if (gx && gx.runs.length > 0) {
+    const q = outcomes.find((o) => o.vmm.id === "qemu");
+    const wall = median(present(gx.runs.map((r) => r.bootS)));
+    const cpu = median(present(gx.runs.map((r) => r.bootCpuS)));
+    const qWall = q ? median(present(q.runs.map((r) => r.bootS))) : null;
+    console.log(
+      `\nboxvm boot to shell with the kernel's own decompressor in the guest (as QEMU and v86 boot): ` +
+        `${fmtS(wall)} s wall (${fmtRatio(wall, qWall)} QEMU), ${fmtS(cpu)} s CPU`,
+    );
+  }
   const runsNote = outcomes.map(
     (o) => `${o.vmm.label} ${o.skipped !== null ? `not run (${o.skipped})` : `${String(o.runs.length)} run(s)`}`,
   );

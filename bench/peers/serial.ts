@@ -154,7 +154,7 @@ export interface RunResult {
  * Waits for the first prompt (boot time from `run.t0`), then runs each phase: the line is written
  * at once and timed until its marker is printed. A timeout ends the run with what was measured.
  */
-export async function measureRun(run: GuestRun, bootMs: number, phaseMs: number): Promise<RunResult> {
+export async function measureRun(run: GuestRun, bootMs: number, phaseMs: number, bootOnly = false): Promise<RunResult> {
   const r: RunResult = {
     bootS: null,
     phaseS: PHASES.map(() => null),
@@ -170,6 +170,7 @@ export async function measureRun(run: GuestRun, bootMs: number, phaseMs: number)
     r.bootCpuS = run.cpuSeconds() - run.cpu0;
     let pos = boot.end;
     for (const [i, p] of PHASES.entries()) {
+      if (bootOnly) break;
       const from = watch.text.length;
       const c = run.cpuSeconds();
       const t = performance.now();

@@ -85,7 +85,7 @@ test("unknown keys and bad values are refused with their path", () => {
   assert.throws(() => bootMachine({ ...ctx, cfg: cfgmFromObject({ Boot: { Kernel: "/k", KernelFormat: "pe" } }) }), /KernelFormat/);
   assert.throws(() => bootMachine({ ...ctx, cfg: cfgmFromObject({ Boot: { Initrd: "/i" } }) }), /without/);
   assert.throws(() => bootMachine({ ...ctx, cfg: cfgmFromObject({ Boot: { Kernel: "/nope" } }) }), /Cannot read \/nope/);
-  assert.deepEqual([...bootConfigKeys].sort(), ["Bios", "Cmdline", "Initrd", "Kernel", "KernelFormat"]);
+  assert.deepEqual([...bootConfigKeys].sort(), ["Bios", "Cmdline", "HostDecompress", "Initrd", "Kernel", "KernelFormat"]);
 });
 
 test("failures are VBoxErrors with a status: file not found, not bootable, not enough memory", () => {

@@ -10,6 +10,11 @@
  *   Initrd       string  path of an initrd (Linux) / the first module (Multiboot)
  *   Cmdline      string  the kernel command line (a Multiboot kernel gets "<Kernel> <Cmdline>", as
  *                        GRUB and QEMU pass it)
+ *   HostDecompress bool  (integer 0/1, default 1) Linux: when the bzImage's payload is XZ, decompress
+ *                        it on the host and start the CPU in the decompressed kernel (vmlinux.ts), as
+ *                        VMMs booting an uncompressed vmlinux do; 0 runs the kernel's own decompressor
+ *                        in the guest (minutes on boxvm's interpreter). Other payload formats, and an
+ *                        XZ payload that fails to decompress (with a warning), use the guest's.
  * With a Kernel the CPU starts in the kernel (protected mode); with only a Bios it stays at the
  * reset vector; with neither nothing is loaded. A Bios given with a Kernel is mapped too.
  */
@@ -34,10 +39,12 @@ export interface BootContext {
   readFile?: (path: string) => Uint8Array;
   /** Receives one line per thing loaded (default: nothing). */
   log?: (line: string) => void;
+  /** Receives warnings: something could not be done as configured (default: stderr). */
+  warn?: (line: string) => void;
 }
 
 /** Keys accepted under /Boot. */
-export const bootConfigKeys: readonly string[] = ["Bios", "Kernel", "KernelFormat", "Initrd", "Cmdline"];
+export const bootConfigKeys: readonly string[] = ["Bios", "Kernel", "KernelFormat", "Initrd", "Cmdline", "HostDecompress"];
 
 /** Values of /Boot/KernelFormat. */
 export const kernelFormats = ["auto", "linux", "multiboot"] as const;
@@ -70,6 +77,8 @@ export function bootMachine(ctx: BootContext): BootResult {
   const initrdPath = boot.queryStringDef("Initrd", "");
   const cmdline = boot.queryStringDef("Cmdline", "");
   const format = boot.queryStringDef("KernelFormat", "auto");
+  const hostDecompress = boot.queryBoolDef("HostDecompress", true);
+  const warn = ctx.warn ?? ((line: string): void => void process.stderr.write(`boxvm: ${line}\n`));
   if (!(kernelFormats as readonly string[]).includes(format)) {
     throw new VBoxError(Status.VERR_INVALID_PARAMETER, `/Boot/KernelFormat: ${JSON.stringify(format)} is not one of ${kernelFormats.join(", ")}`);
   }
@@ -87,9 +96,16 @@ export function bootMachine(ctx: BootContext): BootResult {
   const initrd = initrdPath ? read(initrdPath) : null;
   const kind = format === "auto" ? detectKernelFormat(kernel) : format === "linux" ? "linux" : "multiboot";
   if (kind === "linux") {
-    const info = loadLinux(ctx.mem, ctx.cpu, { kernel, initrd, cmdline });
+    const info = loadLinux(ctx.mem, ctx.cpu, { kernel, initrd, cmdline, hostDecompress });
+    const p = info.payload;
+    if (p.error !== undefined) {
+      warn(`could not decompress the kernel's XZ payload on the host (${p.error}); the kernel will decompress itself in the guest, which is much slower`);
+    }
+    const placed = p.hostDecompressed
+      ? `${String(p.decompressedSize)} bytes decompressed on the host (XZ, ${String(Math.round(p.ms ?? 0))} ms), entry ${hex(info.entry)}`
+      : `${String(info.header.kernelSize)} bytes at ${hex(info.kernelAddr)}${p.format ? ` (${p.format} payload, decompressed in the guest)` : ""}`;
     log(
-      `Linux ${kernelPath}: protocol ${protocolString(info.header.version)}, ${String(info.header.kernelSize)} bytes at ${hex(info.kernelAddr)}` +
+      `Linux ${kernelPath}: protocol ${protocolString(info.header.version)}, ${placed}` +
         (initrd ? `, initrd ${String(info.initrdSize)} bytes at ${hex(info.initrdAddr)}` : ""),
     );
     return { kind, entry: info.entry };

@@ -11,6 +11,13 @@
  *   2. copies the protected-mode kernel to 1 MiB, the initrd as high as allowed, the command line;
  *   3. enters at code32_start in flat 32-bit protected mode with ESI = boot_params, EBX/EBP/EDI = 0.
  *
+ * With hostDecompress (the default) and an XZ payload (protocol 2.08+, vmlinux.ts), step 2 puts the
+ * decompressed kernel's PT_LOAD segments at their physical addresses instead of the compressed
+ * kernel at 1 MiB, and step 3 enters at the ELF entry point (phys_startup_32) in the same flat
+ * 32-bit state, which is where the kernel's own decompressor would jump when done. boot_params,
+ * the command line, the initrd and the e820 map are the same either way. A payload that is not
+ * XZ, or that fails to decompress, keeps the compressed kernel and its in-guest decompressor.
+ *
  * Offsets used (boot_params, zero-page.rst; setup header, boot.rst):
  *   0x000 screen_info (0x06 orig_video_mode, 0x07 orig_video_cols, 0x0E orig_video_lines,
  *         0x0F orig_video_isVGA)
@@ -20,13 +27,15 @@
  *   0x210 type_of_loader  0x211 loadflags  0x214 code32_start  0x218 ramdisk_image
  *   0x21C ramdisk_size  0x224 heap_end_ptr  0x228 cmd_line_ptr  0x22C initrd_addr_max
  *   0x230 kernel_alignment  0x234 relocatable_kernel  0x235 min_alignment  0x236 xloadflags
- *   0x238 cmdline_size  0x258 pref_address (u64)  0x260 init_size
+ *   0x238 cmdline_size  0x248 payload_offset  0x24C payload_length  0x258 pref_address (u64)
+ *   0x260 init_size
  *   0x2D0 e820_table (128 entries of 20 bytes: u64 addr, u64 size, u32 type)
  */
 import type { PhysMem } from "../mem/PhysMem.ts";
 import { alignDown, alignUp, cString, hex, put16, put32, put64, put8, u16, u32, u64, u8 } from "./bytes.ts";
-import { e820Map, type E820Entry } from "./e820.ts";
+import { E820, e820Map, type E820Entry } from "./e820.ts";
 import { enterFlat32, writeFlatGdt, type LoaderCpu } from "./pmode.ts";
+import { decompressXzKernel, findPayload, type PayloadFormat, type Vmlinux } from "./vmlinux.ts";
 import { Status, VBoxError } from "../vm/err.ts";
 
 /** loadflags bits. */
@@ -188,6 +197,25 @@ export interface LinuxBootOptions {
   kernel: Uint8Array;
   initrd?: Uint8Array | null;
   cmdline?: string;
+  /**
+   * Decompress an XZ payload on the host and enter the decompressed kernel (default true); false
+   * runs the kernel's own decompressor in the guest.
+   */
+  hostDecompress?: boolean;
+}
+
+/** What became of the kernel's payload. */
+export interface LinuxPayloadInfo {
+  /** The payload's compression (null: protocol before 2.08 or no payload fields). */
+  format: PayloadFormat | null;
+  /** True when the decompressed kernel was loaded and is entered directly. */
+  hostDecompressed: boolean;
+  /** Decompressed bytes (vmlinux.bin and relocations), when host-decompressed. */
+  decompressedSize?: number;
+  /** Host milliseconds spent decompressing (0 when reused from an earlier boot). */
+  ms?: number;
+  /** Why host decompression of an XZ payload failed (the in-guest decompressor runs instead). */
+  error?: string;
 }
 
 /** Where things went (for messages and tests). */
@@ -202,6 +230,9 @@ export interface LinuxBootInfo {
   /** [start, end) the kernel occupies once it has moved itself to its runtime address. */
   runtime: { start: number; end: number };
   e820: E820Entry[];
+  payload: LinuxPayloadInfo;
+  /** The [start, end) physical ranges of the loaded ELF segments, when host-decompressed. */
+  segments?: { start: number; end: number }[];
 }
 
 /**
@@ -235,11 +266,28 @@ export function loadLinux(mem: PhysMem, cpu: LoaderCpu, opts: LinuxBootOptions):
     );
   }
 
-  // The protected-mode kernel at 1 MiB; check that it and its runtime area fit in RAM.
+  // The payload: decompressed here when it is XZ (and allowed), else left to the guest.
+  const found = findPayload(image, h.version, h.kernelOffset, h.kernelSize);
+  const payload: LinuxPayloadInfo = { format: found ? found.format : null, hostDecompressed: false };
+  let vmlinux: Vmlinux | null = null;
+  if ((opts.hostDecompress ?? true) && found?.format === "xz") {
+    try {
+      vmlinux = decompressXzKernel(found.data, image);
+      payload.hostDecompressed = true;
+      payload.decompressedSize = vmlinux.bytes.length;
+      payload.ms = vmlinux.ms;
+    } catch (e) {
+      payload.error = e instanceof Error ? e.message : String(e);
+    }
+  }
+
+  // The protected-mode kernel at 1 MiB (or the decompressed kernel at its physical addresses);
+  // check that it and its runtime area fit in RAM.
   const kernelAddr = L.kernel;
-  const kernelEnd = kernelAddr + h.kernelSize;
+  const kernelEnd = vmlinux ? 0 : kernelAddr + h.kernelSize;
   const runtime = runtimeRange(h, kernelAddr);
-  const needTop = Math.max(kernelEnd, runtime.end);
+  const segments = vmlinux ? vmlinux.loads.map((sg) => ({ start: sg.paddr, end: sg.paddr + sg.memsz })) : [];
+  const needTop = Math.max(kernelEnd, runtime.end, ...segments.map((r) => r.end));
   if (needTop > ramTop) {
     throw new VBoxError(Status.VERR_NO_MEMORY, 
       `Not enough RAM for this kernel: it needs memory up to ${hex(needTop)} (${String(Math.ceil(needTop / 1048576))} MiB), ` +
@@ -292,24 +340,61 @@ export function loadLinux(mem: PhysMem, cpu: LoaderCpu, opts: LinuxBootOptions):
     put32(zp, off + 16, e.type);
   });
 
+  // The decompressed kernel's segments: in RAM above 1 MiB per the e820 map, below the initrd.
+  if (vmlinux) checkSegments(segments, e820, initrd && initrdSize > 0 ? initrdAddr : ramTop);
+
   mem.writeBytes(L.zeroPage, zp);
   mem.writeBytes(L.cmdline, cmdBytes);
-  mem.writeBytes(kernelAddr, image.subarray(h.kernelOffset, h.kernelOffset + h.kernelSize));
+  let entry: number = kernelAddr;
+  if (vmlinux) {
+    for (const sg of vmlinux.loads) {
+      mem.writeBytes(sg.paddr, vmlinux.bytes.subarray(sg.offset, sg.offset + sg.filesz));
+      // .bss and .brk: the kernel clears its BSS itself, but a reset must not leave old data there
+      if (sg.memsz > sg.filesz) mem.writeBytes(sg.paddr + sg.filesz, new Uint8Array(sg.memsz - sg.filesz));
+    }
+    entry = vmlinux.elf.entry;
+  } else {
+    mem.writeBytes(kernelAddr, image.subarray(h.kernelOffset, h.kernelOffset + h.kernelSize));
+  }
   if (initrd && initrdSize > 0) mem.writeBytes(initrdAddr, initrd);
   writeFlatGdt(mem, L.gdt);
 
-  // 32-bit boot protocol entry: ESI = boot_params, EBP = EDI = EBX = 0, IF = 0.
-  enterFlat32(cpu, mem, { eip: kernelAddr, gdtAddr: L.gdt, esi: L.zeroPage, esp: L.stack });
+  // 32-bit boot protocol entry: ESI = boot_params, EBP = EDI = EBX = 0, IF = 0. The decompressed
+  // kernel is entered the same way (its decompressor jumps there with ESI = boot_params, EBX = 0;
+  // startup_32 loads its own GDT and stack).
+  enterFlat32(cpu, mem, { eip: entry, gdtAddr: L.gdt, esi: L.zeroPage, esp: L.stack });
 
   return {
     header: h,
     zeroPage: L.zeroPage,
     cmdlineAddr: L.cmdline,
-    kernelAddr,
-    entry: kernelAddr,
+    kernelAddr: vmlinux ? segments[0]!.start : kernelAddr,
+    entry,
     initrdAddr,
     initrdSize,
     runtime,
     e820,
+    payload,
+    ...(vmlinux ? { segments } : {}),
   };
+}
+
+/**
+ * Checks that each loaded segment lies inside one usable e820 range at or above 1 MiB (clear of
+ * the loader's structures in low memory) and below `limit` (the initrd, or the top of RAM).
+ */
+function checkSegments(segments: readonly { start: number; end: number }[], e820: readonly E820Entry[], limit: number): void {
+  for (const r of segments) {
+    const where = `${hex(r.start)}..${hex(r.end)}`;
+    if (r.start < LINUX_LAYOUT.kernel) {
+      throw new VBoxError(Status.VERR_NOT_SUPPORTED, `The decompressed kernel has a segment at ${where}, below 1 MiB`);
+    }
+    const inRam = e820.some((e) => e.type === E820.RAM && r.start >= e.addr && r.end <= e.addr + e.size);
+    if (!inRam) {
+      throw new VBoxError(Status.VERR_NO_MEMORY, `Not enough RAM for this kernel: its segment ${where} is not in usable RAM`);
+    }
+    if (r.end > limit) {
+      throw new VBoxError(Status.VERR_NO_MEMORY, `The decompressed kernel's segment ${where} overlaps the initrd at ${hex(limit)}: give the VM more memory`);
+    }
+  }
 }

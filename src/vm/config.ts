@@ -6,7 +6,10 @@
  *   Name      string   the VM's name (informational)
  *   RamSize   integer  guest RAM in bytes, a multiple of 4 KiB, 1 MiB .. 3 GiB (default 128 MiB)
  *   Devices/  node     /Devices/<model>/<instance>/Config/... (PDM; each device validates its keys)
- *   Boot/     node     read by the loader (src/loader/boot.ts), which validates it
+ *   Boot/     node     read by the loader (src/loader/boot.ts), which validates it: Bios, Kernel,
+ *                      KernelFormat, Initrd, Cmdline (strings) and HostDecompress (boolean 0/1,
+ *                      default 1: a Linux kernel's XZ payload is decompressed on the host and the
+ *                      CPU starts in the decompressed kernel; 0 runs its decompressor in the guest)
  */
 import { readFileSync } from "node:fs";
 import { CfgmNode, cfgmFromObject } from "../cfgm/CfgmNode.ts";

@@ -38,12 +38,19 @@ test("--kernel/--initrd/--append map onto /Boot with absolute paths", async () =
   await assert.rejects(planBoot({ ...base, initrd: "rd.gz" }, () => undefined), /--initrd needs --kernel/);
 });
 
+test("--guest-decompress sets /Boot/HostDecompress 0; by default the key is left out (default on)", async () => {
+  const d = await planBoot({ ...base, kernel: "k.bin" }, () => undefined);
+  assert.equal(d.boot["HostDecompress"], undefined);
+  const g = await planBoot({ ...base, kernel: "k.bin", guestDecompress: true }, () => undefined);
+  assert.equal(g.boot["HostDecompress"], 0);
+});
+
 test("no Debian guest and no fetching: the demo guest boots, and the reason is given", async () => {
   await withCache(async (dir) => {
     const p = await planBoot(base, () => undefined);
     assert.match(p.fallbackReason ?? "", /not in the cache and --no-fetch/);
-    assert.ok(p.boot["Kernel"]!.startsWith(dir));
-    assert.ok(findMultibootHeader(new Uint8Array(readFileSync(p.boot["Kernel"]!))));
+    assert.ok(String(p.boot["Kernel"]).startsWith(dir));
+    assert.ok(findMultibootHeader(new Uint8Array(readFileSync(String(p.boot["Kernel"])))));
   });
 });
 

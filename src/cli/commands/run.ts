@@ -9,7 +9,9 @@
  *   boxvm run --load state.sav                 resumes a saved guest
  *
  * Options: --mem <MiB>, --serial stdio|file:<path>|tcp:<port>|none, --post (print POST codes),
- * --save-to <file> (where Ctrl-A s saves). The exit device (isa-debug-exit at port 0xF4) is always
+ * --save-to <file> (where Ctrl-A s saves), --guest-decompress (a Linux kernel's XZ payload is
+ * decompressed by the kernel itself in the guest instead of by the loader on the host:
+ * /Boot/HostDecompress 0). The exit device (isa-debug-exit at port 0xF4) is always
  * present: a guest writing v there ends boxvm with status (v << 1) | 1, as QEMU's does.
  * On the terminal: Ctrl-A x quits, Ctrl-A s suspends and saves, Ctrl-A h helps (console/escape.ts).
  */
@@ -43,12 +45,14 @@ export interface RunOptions {
   saveTo?: string;
   demo?: boolean;
   fetch: boolean;
+  /** Run the kernel's own decompressor in the guest (/Boot/HostDecompress 0). */
+  guestDecompress?: boolean;
 }
 
 /** What to boot, decided from the options (and the cache). */
 export interface BootPlan {
   /** The /Boot node's values. */
-  boot: Record<string, string>;
+  boot: Record<string, string | number>;
   ramMiB: number;
   /** One line for the user about what boots. */
   what: string;
@@ -90,7 +94,7 @@ export function writeDemoGuest(): string {
 /** Decides what boots (fetching Debian's guest when needed and allowed). */
 export async function planBoot(o: RunOptions, log: (s: string) => void): Promise<BootPlan> {
   const ramMiB = parseMem(o.mem);
-  const boot: Record<string, string> = {};
+  const boot: Record<string, string | number> = {};
   if (o.initrd && !o.kernel) throw new Error("--initrd needs --kernel");
   if (o.append !== undefined && !o.kernel) throw new Error("--append needs --kernel");
   if (o.bios) boot["Bios"] = resolve(o.bios);
@@ -98,6 +102,7 @@ export async function planBoot(o: RunOptions, log: (s: string) => void): Promise
     boot["Kernel"] = resolve(o.kernel);
     if (o.initrd) boot["Initrd"] = resolve(o.initrd);
     if (o.append !== undefined) boot["Cmdline"] = o.append;
+    if (o.guestDecompress === true) boot["HostDecompress"] = 0;
     return { boot, ramMiB, what: `kernel ${o.kernel}${o.initrd ? ` with ${o.initrd}` : ""}`, fallbackReason: null };
   }
   if (o.bios) return { boot, ramMiB, what: `BIOS ${o.bios} from the reset vector`, fallbackReason: null };
@@ -119,6 +124,7 @@ export async function planBoot(o: RunOptions, log: (s: string) => void): Promise
       boot["Kernel"] = guest.kernel;
       boot["Initrd"] = guest.initrd;
       boot["Cmdline"] = DEBIAN_CMDLINE;
+      if (o.guestDecompress === true) boot["HostDecompress"] = 0;
       return {
         boot,
         ramMiB,
@@ -167,8 +173,8 @@ export async function runMachine(o: RunOptions): Promise<number> {
   // ---- create (and load) the VM
   let vm: VM;
   if (o.load) {
-    if (o.kernel || o.bios || o.initrd || o.append !== undefined || o.demo === true) {
-      throw new Error("--load resumes a saved machine as it was: it takes no --kernel, --bios, --initrd, --append or --demo");
+    if (o.kernel || o.bios || o.initrd || o.append !== undefined || o.demo === true || o.guestDecompress === true) {
+      throw new Error("--load resumes a saved machine as it was: it takes no --kernel, --bios, --initrd, --append, --demo or --guest-decompress");
     }
     const report = await inspectStateFile(o.load);
     if (report.error || !report.header) {
@@ -182,7 +188,8 @@ export async function runMachine(o: RunOptions): Promise<number> {
     const plan = await planBoot(o, err);
     if (plan.fallbackReason) err(`boxvm: booting the demo guest instead of Debian's: ${plan.fallbackReason}`);
     err(`boxvm: booting ${plan.what}, ${String(plan.ramMiB)} MiB`);
-    if (looksLikeLinux(plan.boot["Kernel"])) {
+    const kernelPath = plan.boot["Kernel"];
+    if (o.guestDecompress === true && looksLikeLinux(typeof kernelPath === "string" ? kernelPath : undefined)) {
       err("boxvm: Linux prints nothing until it has decompressed itself, which takes a while on boxvm's interpreter");
     }
     vm = await VM.create({
@@ -328,6 +335,10 @@ export function register(program: Command): void {
     .option("--save-to <file>", "where Ctrl-A s saves the machine (default ./boxvm-<time>.sav)")
     .option("--demo", "boot boxvm's own demo guest")
     .option("--no-fetch", "do not fetch Debian's guest when it is not cached")
+    .option(
+      "--guest-decompress",
+      "let a Linux kernel decompress itself in the guest (slow on boxvm); by default the loader decompresses its XZ payload on the host and enters the decompressed kernel",
+    )
     .addHelpText(
       "after",
       `
