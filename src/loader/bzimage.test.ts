@@ -1,14 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { homedir } from "node:os";
+import { readFileSync } from "node:fs";
 import { PhysMem } from "../mem/PhysMem.ts";
 import { CR0, F, Reg, SReg, Slot } from "../cpu/state.ts";
 import { u16, u32, u64, u8 } from "./bytes.ts";
 import { BP, LINUX_LAYOUT, loadLinux, parseSetupHeader, runtimeRange } from "./bzimage.ts";
 import { ATTR_CODE32, ATTR_DATA32 } from "./pmode.ts";
 import { FakeCpu, fakeBzImage } from "./testkit.ts";
+import { findDebianGuest } from "../cli/commands/image.ts";
 
 const MiB = 1024 * 1024;
 
@@ -150,19 +149,9 @@ test("runtimeRange: relocatable kernels run at their aligned load address, not b
   assert.equal(runtimeRange(fixed, 0x100000).start, 0x400000);
 });
 
-/** Debian's kernel, when `boxvm image fetch debian` has put it in the cache. */
-function cachedDebianKernel(): string | null {
-  const base = join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "boxvm");
-  if (!existsSync(base)) return null;
-  for (const d of readdirSync(base)) {
-    const k = join(base, d, "vmlinuz");
-    if (d.startsWith("debian-") && existsSync(k)) return k;
-  }
-  return null;
-}
 
 test("Debian's 686 kernel: header and load (skipped until `boxvm image fetch debian` ran)", (t) => {
-  const path = cachedDebianKernel();
+  const path = findDebianGuest()?.kernel ?? null;
   if (!path) {
     t.skip("no Debian kernel in the boxvm cache");
     return;

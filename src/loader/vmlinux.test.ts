@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cfgmFromObject } from "../cfgm/CfgmNode.ts";
 import { CR0, F, Reg, SReg, Slot } from "../cpu/state.ts";
@@ -12,6 +11,7 @@ import { ATTR_CODE32, ATTR_DATA32 } from "./pmode.ts";
 import { FakeCpu, fakeBzImage, fakeElf, xzStored } from "./testkit.ts";
 import { findPayload, payloadFormat } from "./vmlinux.ts";
 import { u32 } from "./bytes.ts";
+import { findDebianGuest } from "../cli/commands/image.ts";
 
 const MiB = 1024 * 1024;
 
@@ -217,20 +217,8 @@ test("/Boot/HostDecompress: default on, 0 keeps the guest's decompressor, bad va
   );
 });
 
-/** Debian's kernel, when `boxvm image fetch debian` has put it in the cache. */
-function cachedDebianKernel(): string | null {
-  const base =
-    process.env["BOXVM_CACHE_DIR"] ?? join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "boxvm");
-  if (!existsSync(base)) return null;
-  for (const d of readdirSync(base)) {
-    const k = join(base, d, "vmlinuz");
-    if (d.startsWith("debian-") && existsSync(k)) return k;
-  }
-  return null;
-}
-
 test("Debian's 686 kernel loads decompressed: entry phys_startup_32 at 16 MiB, initrd above it (skipped without the cache)", (t) => {
-  const path = cachedDebianKernel();
+  const path = findDebianGuest()?.kernel ?? null;
   if (!path) {
     t.skip("no Debian kernel in the boxvm cache");
     return;

@@ -1,12 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { crc32, crc64 } from "./crc.ts";
 import { x86Decode } from "./filters.ts";
 import { checkSize, isXz, xzDecompress, XzError } from "./xz.ts";
+import { prng } from "../../devices/testing.ts";
+import { findDebianGuest } from "../../cli/commands/image.ts";
 
 const FIX = join(import.meta.dirname, "fixtures");
 const manifest = JSON.parse(readFileSync(join(FIX, "manifest.json"), "utf8")) as Record<
@@ -20,19 +21,6 @@ function fixture(name: string): Uint8Array {
 
 function sha256(b: Uint8Array): string {
   return createHash("sha256").update(b).digest("hex");
-}
-
-/** A little deterministic PRNG (xorshift32) for the fuzz cases. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x1_0000_0000;
-  };
 }
 
 test("CRC32 and CRC64 check values", () => {
@@ -137,7 +125,8 @@ test("fuzz: seeded truncations and bit flips end in an XzError or the exact outp
     "text-delta.xz",
     "empty.xz",
   ];
-  const rand = rng(0x5eed);
+  const next = prng(0x5eed);
+  const rand = (): number => next() / 0x1_0000_0000;
   let errors = 0;
   let exact = 0;
   const t0 = Date.now();
@@ -176,20 +165,8 @@ test("fuzz: seeded truncations and bit flips end in an XzError or the exact outp
   assert.ok(Date.now() - t0 < 60000);
 });
 
-/** Debian's kernel, when `boxvm image fetch debian` has put it in the cache. */
-function cachedDebianKernel(): string | null {
-  const base =
-    process.env["BOXVM_CACHE_DIR"] ?? join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "boxvm");
-  if (!existsSync(base)) return null;
-  for (const d of readdirSync(base)) {
-    const k = join(base, d, "vmlinuz");
-    if (d.startsWith("debian-") && existsSync(k)) return k;
-  }
-  return null;
-}
-
 test("Debian's kernel payload decompresses to an i386 ELF (skipped until `boxvm image fetch debian` ran)", (t) => {
-  const path = cachedDebianKernel();
+  const path = findDebianGuest()?.kernel ?? null;
   if (!path) {
     t.skip("no Debian kernel in the boxvm cache");
     return;
