@@ -15,9 +15,13 @@
  *                        VMMs booting an uncompressed vmlinux do; 0 runs the kernel's own decompressor
  *                        in the guest (minutes on boxvm's interpreter). Other payload formats, and an
  *                        XZ payload that fails to decompress (with a warning), use the guest's.
+ *   RngSeed      bool    (integer 0/1, default 1) Linux 2.09+: pass 32 random bytes from the host as a
+ *                        SETUP_RNG_SEED setup_data entry (as QEMU does); the kernel's RNG is ready
+ *                        at once instead of extracting from a barely seeded pool for most of its boot.
  * With a Kernel the CPU starts in the kernel (protected mode); with only a Bios it stays at the
  * reset vector; with neither nothing is loaded. A Bios given with a Kernel is mapped too.
  */
+import { randomBytes } from "node:crypto";
 import type { CfgmNode } from "../cfgm/CfgmNode.ts";
 import type { Cpu } from "../cpu/cpu.ts";
 import type { PhysMem } from "../mem/PhysMem.ts";
@@ -44,7 +48,7 @@ export interface BootContext {
 }
 
 /** Keys accepted under /Boot. */
-export const bootConfigKeys: readonly string[] = ["Bios", "Kernel", "KernelFormat", "Initrd", "Cmdline", "HostDecompress"];
+export const bootConfigKeys: readonly string[] = ["Bios", "Kernel", "KernelFormat", "Initrd", "Cmdline", "HostDecompress", "RngSeed"];
 
 /** Values of /Boot/KernelFormat. */
 export const kernelFormats = ["auto", "linux", "multiboot"] as const;
@@ -78,6 +82,7 @@ export function bootMachine(ctx: BootContext): BootResult {
   const cmdline = boot.queryStringDef("Cmdline", "");
   const format = boot.queryStringDef("KernelFormat", "auto");
   const hostDecompress = boot.queryBoolDef("HostDecompress", true);
+  const rngSeed = boot.queryBoolDef("RngSeed", true);
   const warn = ctx.warn ?? ((line: string): void => void process.stderr.write(`boxvm: ${line}\n`));
   if (!(kernelFormats as readonly string[]).includes(format)) {
     throw new VBoxError(Status.VERR_INVALID_PARAMETER, `/Boot/KernelFormat: ${JSON.stringify(format)} is not one of ${kernelFormats.join(", ")}`);
@@ -96,7 +101,13 @@ export function bootMachine(ctx: BootContext): BootResult {
   const initrd = initrdPath ? read(initrdPath) : null;
   const kind = format === "auto" ? detectKernelFormat(kernel) : format === "linux" ? "linux" : "multiboot";
   if (kind === "linux") {
-    const info = loadLinux(ctx.mem, ctx.cpu, { kernel, initrd, cmdline, hostDecompress });
+    const info = loadLinux(ctx.mem, ctx.cpu, {
+      kernel,
+      initrd,
+      cmdline,
+      hostDecompress,
+      rngSeed: rngSeed ? new Uint8Array(randomBytes(32)) : null,
+    });
     const p = info.payload;
     if (p.error !== undefined) {
       warn(`could not decompress the kernel's XZ payload on the host (${p.error}); the kernel will decompress itself in the guest, which is much slower`);

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { PhysMem } from "../mem/PhysMem.ts";
 import { CR0, F, Reg, SReg, Slot } from "../cpu/state.ts";
 import { u16, u32, u64, u8 } from "./bytes.ts";
-import { BP, LINUX_LAYOUT, loadLinux, parseSetupHeader, runtimeRange } from "./bzimage.ts";
+import { BP, LINUX_LAYOUT, SETUP_RNG_SEED, loadLinux, parseSetupHeader, runtimeRange } from "./bzimage.ts";
 import { ATTR_CODE32, ATTR_DATA32 } from "./pmode.ts";
 import { FakeCpu, fakeBzImage } from "./testkit.ts";
 import { findDebianGuest } from "../cli/commands/image.ts";
@@ -110,13 +110,23 @@ test("loadLinux builds boot_params, places kernel, initrd, command line and ente
 test("the initrd respects initrd_addr_max", () => {
   const mem = new PhysMem(128 * MiB);
   const info = loadLinux(mem, new FakeCpu(), {
-    kernel: fakeBzImage({ initrdAddrMax: 0x37ffffff, initSize: 0x10000, prefAddress: 0x100000, kernelAlignment: 0x100000 }),
+    kernel: fakeBzImage({
+      initrdAddrMax: 0x37ffffff,
+      initSize: 0x10000,
+      prefAddress: 0x100000,
+      kernelAlignment: 0x100000,
+    }),
     initrd: new Uint8Array(5000),
   });
   assert.ok(info.initrdAddr + 5000 <= 0x38000000);
   assert.equal(info.initrdAddr % 4096, 0);
   const low = loadLinux(new PhysMem(128 * MiB), new FakeCpu(), {
-    kernel: fakeBzImage({ initrdAddrMax: 0x3fffff, initSize: 0x10000, prefAddress: 0x100000, kernelAlignment: 0x100000 }),
+    kernel: fakeBzImage({
+      initrdAddrMax: 0x3fffff,
+      initSize: 0x10000,
+      prefAddress: 0x100000,
+      kernelAlignment: 0x100000,
+    }),
     initrd: new Uint8Array(5000),
   });
   assert.equal(low.initrdAddr, 0x400000 - 8192);
@@ -136,7 +146,11 @@ test("loadLinux explains too little RAM and too long command lines", () => {
     /Not enough RAM for the initrd/,
   );
   assert.throws(
-    () => loadLinux(new PhysMem(64 * MiB), new FakeCpu(), { kernel: fakeBzImage({ cmdlineSize: 10 }), cmdline: "x".repeat(11) }),
+    () =>
+      loadLinux(new PhysMem(64 * MiB), new FakeCpu(), {
+        kernel: fakeBzImage({ cmdlineSize: 10 }),
+        cmdline: "x".repeat(11),
+      }),
     /11 bytes; this kernel accepts 10/,
   );
 });
@@ -148,7 +162,6 @@ test("runtimeRange: relocatable kernels run at their aligned load address, not b
   const fixed = parseSetupHeader(fakeBzImage({ relocatable: false, prefAddress: 0x400000 }));
   assert.equal(runtimeRange(fixed, 0x100000).start, 0x400000);
 });
-
 
 test("Debian's 686 kernel: header and load (skipped until `boxvm image fetch debian` ran)", (t) => {
   const path = findDebianGuest()?.kernel ?? null;
@@ -163,7 +176,36 @@ test("Debian's 686 kernel: header and load (skipped until `boxvm image fetch deb
   const mem = new PhysMem(128 * MiB);
   const cpu = new FakeCpu();
   // the compressed kernel at 1 MiB, as for the in-guest decompressor (vmlinux.test.ts: host path)
-  const info = loadLinux(mem, cpu, { kernel: img, initrd: new Uint8Array(1 * MiB), cmdline: "console=ttyS0", hostDecompress: false });
+  const info = loadLinux(mem, cpu, {
+    kernel: img,
+    initrd: new Uint8Array(1 * MiB),
+    cmdline: "console=ttyS0",
+    hostDecompress: false,
+  });
   assert.deepEqual(mem.readBytes(0x100000, 64), img.subarray(h.kernelOffset, h.kernelOffset + 64));
   assert.ok(info.initrdAddr >= info.runtime.end);
+});
+
+test("an RNG seed goes to the kernel as a SETUP_RNG_SEED setup_data entry (protocol 2.09+ only)", () => {
+  const seed = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
+  const opts = { initSize: 0x10000, prefAddress: 0x100000, kernelAlignment: 0x100000 };
+  const mem = new PhysMem(64 * MiB);
+  loadLinux(mem, new FakeCpu(), { kernel: fakeBzImage(opts), rngSeed: seed });
+  const zp = LINUX_LAYOUT.zeroPage;
+  const sd = LINUX_LAYOUT.setupData;
+  assert.equal(u64(mem.ram, zp + BP.SETUP_DATA), sd);
+  assert.equal(u64(mem.ram, sd), 0, "the last entry of the list");
+  assert.equal(u32(mem.ram, sd + 8), SETUP_RNG_SEED);
+  assert.equal(u32(mem.ram, sd + 12), 32);
+  assert.deepEqual(mem.ram.subarray(sd + 16, sd + 48), seed);
+  // below e820's first RAM range's end and clear of the command line and zero page
+  assert.ok(sd >= LINUX_LAYOUT.cmdline + 0x800 && sd + 48 <= LINUX_LAYOUT.stack - 0x1000);
+
+  const none = new PhysMem(64 * MiB);
+  loadLinux(none, new FakeCpu(), { kernel: fakeBzImage(opts) });
+  assert.equal(u64(none.ram, zp + BP.SETUP_DATA), 0, "no seed given: no setup_data");
+  const old = new PhysMem(64 * MiB);
+  loadLinux(old, new FakeCpu(), { kernel: fakeBzImage({ ...opts, version: 0x208 }), rngSeed: seed });
+  assert.equal(u64(old.ram, zp + BP.SETUP_DATA), 0, "2.08 has no setup_data field");
+  assert.equal(u32(old.ram, sd + 8), 0);
 });

@@ -75,6 +75,7 @@ export const BP = {
   MIN_ALIGNMENT: 0x235,
   XLOADFLAGS: 0x236,
   CMDLINE_SIZE: 0x238,
+  SETUP_DATA: 0x250,
   PREF_ADDRESS: 0x258,
   INIT_SIZE: 0x260,
   E820_TABLE: 0x2d0,
@@ -97,6 +98,8 @@ export const LINUX_LAYOUT = {
   gdt: 0x11000,
   /** The kernel command line (cmdline_size + 1 bytes at most). */
   cmdline: 0x20000,
+  /** A setup_data entry (the RNG seed), after the command line's page. */
+  setupData: 0x21000,
   /** Initial ESP (the protocol does not require one; startup_32 uses boot_params' scratch field). */
   stack: 0x9f000,
   /** The protected-mode kernel. */
@@ -202,7 +205,16 @@ export interface LinuxBootOptions {
    * runs the kernel's own decompressor in the guest.
    */
   hostDecompress?: boolean;
+  /**
+   * Bytes for a SETUP_RNG_SEED setup_data entry (protocol 2.09+), as QEMU and crosvm pass: the
+   * kernel credits them to its RNG at once (random.trust_bootloader), instead of extracting from a
+   * barely seeded input pool on every get_random_u32() for most of its boot. null: none.
+   */
+  rngSeed?: Uint8Array | null;
 }
+
+/** setup_data type of a random seed (Linux's SETUP_RNG_SEED). */
+export const SETUP_RNG_SEED = 9;
 
 /** What became of the kernel's payload. */
 export interface LinuxPayloadInfo {
@@ -343,6 +355,16 @@ export function loadLinux(mem: PhysMem, cpu: LoaderCpu, opts: LinuxBootOptions):
   // The decompressed kernel's segments: in RAM above 1 MiB per the e820 map, below the initrd.
   if (vmlinux) checkSegments(segments, e820, initrd && initrdSize > 0 ? initrdAddr : ramTop);
 
+  // setup_data: one entry { u64 next = 0; u32 type; u32 len; data } (a list the kernel walks)
+  const seed = opts.rngSeed ?? null;
+  if (seed && seed.length > 0 && h.version >= 0x209) {
+    const sd = new Uint8Array(16 + seed.length);
+    put32(sd, 8, SETUP_RNG_SEED);
+    put32(sd, 12, seed.length);
+    sd.set(seed, 16);
+    mem.writeBytes(L.setupData, sd);
+    put64(zp, BP.SETUP_DATA, L.setupData);
+  }
   mem.writeBytes(L.zeroPage, zp);
   mem.writeBytes(L.cmdline, cmdBytes);
   let entry: number = kernelAddr;

@@ -10,6 +10,8 @@
  *                      KernelFormat, Initrd, Cmdline (strings) and HostDecompress (boolean 0/1,
  *                      default 1: a Linux kernel's XZ payload is decompressed on the host and the
  *                      CPU starts in the decompressed kernel; 0 runs its decompressor in the guest)
+ *                      and RngSeed (boolean 0/1, default 1: 32 host-random bytes for Linux's RNG as
+ *                      a SETUP_RNG_SEED setup_data entry)
  */
 import { readFileSync } from "node:fs";
 import { CfgmNode, cfgmFromObject } from "../cfgm/CfgmNode.ts";
