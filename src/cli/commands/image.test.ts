@@ -6,11 +6,11 @@ import { join } from "node:path";
 import { describeGuest, fetchDebian, FetchError, findDebianGuest, type Manifest } from "./image.ts";
 import { ProgressBar } from "../console/progress.ts";
 
-function fakeGuest(root: string, name: string, version: string): void {
+function fakeGuest(root: string, name: string, version: string, initramfs = "initramfs.cpio"): void {
   const d = join(root, name);
   mkdirSync(d, { recursive: true });
   writeFileSync(join(d, "vmlinuz"), "k");
-  writeFileSync(join(d, "initramfs.cpio.gz"), "i");
+  writeFileSync(join(d, initramfs), "i");
   const m: Partial<Manifest> = { kernelVersion: version, kernelPackage: `linux-image-${version}`, kernelBytes: 1, initrdBytes: 1 };
   writeFileSync(join(d, "manifest.json"), JSON.stringify(m));
 }
@@ -26,7 +26,11 @@ test("findDebianGuest: the one debian.json names, else the newest complete one",
     writeFileSync(join(root, "debian.json"), JSON.stringify({ current: "debian-6.1.0-49-686" }));
     const g = findDebianGuest(root)!;
     assert.equal(g.kernelVersion, "6.1.0-49-686");
-    assert.match(describeGuest(g).join("\n"), /boxvm run --kernel .*vmlinuz --initrd .*initramfs\.cpio\.gz/);
+    assert.match(describeGuest(g).join("\n"), /boxvm run --kernel .*vmlinuz --initrd .*initramfs\.cpio(\s|$)/);
+    // a cache written before the initramfs was stored uncompressed still boots
+    fakeGuest(root, "debian-6.1.0-48-686", "6.1.0-48-686", "initramfs.cpio.gz");
+    writeFileSync(join(root, "debian.json"), JSON.stringify({ current: "debian-6.1.0-48-686" }));
+    assert.match(findDebianGuest(root)?.initrd ?? "", /initramfs\.cpio\.gz$/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
