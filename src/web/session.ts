@@ -25,6 +25,8 @@ export interface VmSpec {
   create: VMCreateOptions;
   /** Where Save writes and Load reads. */
   stateFile: string;
+  /** Load stateFile as soon as the VM exists (serve --load). */
+  loadAtStart?: boolean;
 }
 
 /** The name of the serial console the page shows. */

@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { intOption, planVms, type ServeOptions } from "./serve.ts";
+import { VM } from "../../vm/Vm.ts";
+import { VmSession } from "../../web/session.ts";
 
 const base: ServeOptions = { port: "0", host: "127.0.0.1", count: "1", scrollback: "65536", mem: "16", fetch: false };
 
@@ -63,6 +65,50 @@ test("--config: one VM per file, named by its Name (made unique); guest options 
     await assert.rejects(
       planVms({ ...base, config: [join(dir, "none.json")] }, () => undefined),
       /Cannot read/,
+    );
+  });
+});
+
+test("--load: the saved machine, named by its config, loaded from that file at start", async () => {
+  await withCache(async (dir) => {
+    const file = join(dir, "kept.sav");
+    const vm = await VM.create({ config: { Name: "saved-one", RamSize: 4 << 20 } });
+    await vm.powerOn();
+    await vm.suspend();
+    await vm.save(file);
+    await vm.powerOff();
+    await vm.destroy();
+
+    const specs = await planVms({ ...base, load: file }, () => undefined);
+    assert.equal(specs.length, 1);
+    const spec = specs[0]!;
+    assert.equal(spec.name, "saved-one");
+    assert.equal(spec.stateFile, file);
+    assert.equal(spec.loadAtStart, true);
+    assert.match(spec.what, /saved in .*kept\.sav, 4 MiB/);
+    const session = await VmSession.create(0, spec, 65536);
+    try {
+      assert.equal(await session.run("load"), null);
+      assert.equal(session.state, "SUSPENDED");
+      assert.equal(await session.run("resume"), null);
+      assert.equal(session.state, "RUNNING");
+    } finally {
+      await session.close();
+    }
+
+    await assert.rejects(
+      planVms({ ...base, load: file, demo: true }, () => undefined),
+      /--load serves the saved machine as it was/,
+    );
+    await assert.rejects(
+      planVms({ ...base, load: file, count: "2" }, () => undefined),
+      /takes no --count/,
+    );
+    const bad = join(dir, "bad.sav");
+    writeFileSync(bad, "not a saved state");
+    await assert.rejects(
+      planVms({ ...base, load: bad }, () => undefined),
+      /bad\.sav: VERR_SSM/,
     );
   });
 });

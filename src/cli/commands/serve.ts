@@ -6,6 +6,8 @@
  *   boxvm serve --kernel bzImage --initrd rd.gz --append console=ttyS0
  *   boxvm serve --config a.json --config b.json    one VM per JSON config (as VM.create takes)
  *   boxvm serve --demo --count 3               three VMs of the same machine
+ *   boxvm serve --load state.sav [--start]     a saved machine, loaded (and resumed); Save writes
+ *                                              back to that file
  *
  * The guest options are `boxvm run`'s (its planBoot and configureRunMachine). The server listens
  * on 127.0.0.1 unless --host says otherwise and prints a URL with a random access token; every
@@ -19,6 +21,7 @@ import { WebServer } from "../../web/server.ts";
 import { VmSession, type VmSpec } from "../../web/session.ts";
 import { configureRunMachine, planBoot, type RunOptions } from "./run.ts";
 import { cacheRoot } from "./image.ts";
+import { inspectStateFile } from "../../ssm/SsmFile.ts";
 
 const MiB = 1024 * 1024;
 
@@ -31,6 +34,7 @@ export interface ServeOptions {
   stateDir?: string;
   scrollback: string;
   start?: boolean;
+  load?: string;
   // boxvm run's guest options
   bios?: string;
   kernel?: string;
@@ -68,6 +72,37 @@ export async function planVms(o: ServeOptions, log: (s: string) => void): Promis
     return n;
   };
   const stateFile = (name: string): string => join(stateDir, `${fileSafe(name)}.sav`);
+  if (o.load !== undefined) {
+    if (
+      (o.config && o.config.length > 0) ||
+      o.kernel ||
+      o.bios ||
+      o.initrd ||
+      o.append !== undefined ||
+      o.demo === true
+    ) {
+      throw new Error(
+        "--load serves the saved machine as it was: it takes no --config, --kernel, --bios, --initrd, --append or --demo",
+      );
+    }
+    if (count !== 1) throw new Error("--load serves one saved machine: it takes no --count");
+    const file = resolve(o.load);
+    const report = await inspectStateFile(file);
+    if (report.error || !report.header) {
+      throw new Error(`${o.load}: ${report.error ? `${report.error.code}: ${report.error.message}` : "no header"}`);
+    }
+    const config = JSON.parse(report.header.config) as Record<string, unknown>;
+    const own = config["Name"];
+    return [
+      {
+        name: unique(typeof own === "string" && own !== "" ? own : basename(file).replace(/\.sav$/i, "")),
+        what: `the machine saved in ${file}, ${String(report.header.ramSize / MiB)} MiB`,
+        create: { config },
+        stateFile: file,
+        loadAtStart: true,
+      },
+    ];
+  }
   if (o.config && o.config.length > 0) {
     if (o.kernel || o.bios || o.initrd || o.append !== undefined || o.demo === true) {
       throw new Error(
@@ -145,9 +180,18 @@ export async function serve(o: ServeOptions): Promise<number> {
     throw e;
   }
   for (const s of specs) err(`boxvm serve: ${s.name}: ${s.what}; saves to ${s.stateFile}`);
+  for (const s of sessions) {
+    if (s.spec.loadAtStart !== true) continue;
+    const failed = await s.run("load");
+    if (failed !== null) {
+      await server.close();
+      await closeAll();
+      throw new Error(`${s.spec.stateFile}: ${failed}`);
+    }
+  }
   if (o.start === true) {
     for (const s of sessions) {
-      const failed = await s.run("powerOn");
+      const failed = await s.run(s.spec.loadAtStart === true ? "resume" : "powerOn");
       if (failed !== null) err(`boxvm serve: ${s.spec.name}: ${failed}`);
     }
   }
@@ -188,7 +232,11 @@ export function register(program: Command): void {
     .option("--count <n>", "VMs of each machine", "1")
     .option("--state-dir <dir>", "where Save writes and Load reads (default: boxvm's cache, serve/)")
     .option("--scrollback <bytes>", "console output kept per VM for tabs opened later", String(256 * 1024))
-    .option("--start", "power the VMs on at once")
+    .option("--start", "power the VMs on at once (with --load: resume the loaded machine)")
+    .option(
+      "--load <state>",
+      "serve a saved machine (from boxvm run's Ctrl-A s, the page's Save or the VM API), loaded; Save writes back to it",
+    )
     .option("--bios <rom>", "system ROM image, started at the reset vector")
     .option("--kernel <file>", "Linux bzImage or Multiboot kernel (ELF)")
     .option("--initrd <file>", "initrd / initramfs (Multiboot: the first module)")
