@@ -19,12 +19,16 @@
  *
  * Speed: between INTR poll points run() hands the instructions to #batch(), a tight loop that
  * stops after any instruction that changed what the run loop looks at (TF, a STATE bit, pollIrq,
- * IF with INTR pending; requestExit() and tripleFault() set pollIrq too). #batch() inlines the
- * fetch fast path and gives the decoded entry's words straight to exec/fast.ts, which executes the
- * frequent forms without loading the per-instruction fields (op, modrm, ea...) and without
- * instrStart (set only when such an instruction faults); everything else loads the fields and goes
- * through execute(). step() (used with TF set) always takes the general path, which the
- * differential test exec/fast.test.ts compares with the fast one.
+ * IF with INTR pending; requestExit() and tripleFault() set pollIrq too), and after any fault.
+ * #batch() inlines the fetch fast path and gives the decoded entry's words straight to
+ * exec/fast.ts, which executes the frequent forms without loading the per-instruction fields (op,
+ * modrm, ea...) and without instrStart (set only when such an instruction faults); everything else
+ * loads the fields and goes through execute(). #batch() keeps EIP and a "fetch window" (the current
+ * code page's decoded entries, the EIP of its first byte, its bytes within the CS limit) in
+ * locals; a jump to another page that is cached and in the MMU's TLB moves the window without the
+ * slow fetch (#rewindow), and an instruction fetched the slow way may still take a fast form.
+ * step() (used with TF set) always takes the general path, which the differential test
+ * exec/fast.test.ts compares with the fast one.
  */
 import { Fpu } from "./fpu.ts";
 import { Mmu } from "./mmu.ts";
@@ -317,14 +321,16 @@ export class Cpu implements CpuCore {
   }
   read16(seg: number, off: number): number {
     const o = off >>> 0;
-    if (o + 1 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 1) === 0) {
+    const e = ((off | 0) + 1) >>> 0; // the last byte; e < o when the access wraps past 4 GiB
+    if (e > this.segLimit[seg]! >>> 0 || e < o || (this.#rights(seg) & 1) === 0) {
       if (!this.#segCheck(seg, o, 2, false)) return 0;
     }
     return this.mmu.read16((this.segBase[seg]! + o) | 0);
   }
   read32(seg: number, off: number): number {
     const o = off >>> 0;
-    if (o + 3 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 1) === 0) {
+    const e = ((off | 0) + 3) >>> 0; // the last byte; e < o when the access wraps past 4 GiB
+    if (e > this.segLimit[seg]! >>> 0 || e < o || (this.#rights(seg) & 1) === 0) {
       if (!this.#segCheck(seg, o, 4, false)) return 0;
     }
     return this.mmu.read32((this.segBase[seg]! + o) | 0);
@@ -339,14 +345,16 @@ export class Cpu implements CpuCore {
   }
   write16(seg: number, off: number, v: number): void {
     const o = off >>> 0;
-    if (o + 1 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 2) === 0) {
+    const e = ((off | 0) + 1) >>> 0; // the last byte; e < o when the access wraps past 4 GiB
+    if (e > this.segLimit[seg]! >>> 0 || e < o || (this.#rights(seg) & 2) === 0) {
       if (!this.#segCheck(seg, o, 2, true)) return;
     }
     this.mmu.write16((this.segBase[seg]! + o) | 0, v);
   }
   write32(seg: number, off: number, v: number): void {
     const o = off >>> 0;
-    if (o + 3 > this.segLimit[seg]! >>> 0 || (this.#rights(seg) & 2) === 0) {
+    const e = ((off | 0) + 3) >>> 0; // the last byte; e < o when the access wraps past 4 GiB
+    if (e > this.segLimit[seg]! >>> 0 || e < o || (this.#rights(seg) & 2) === 0) {
       if (!this.#segCheck(seg, o, 4, true)) return;
     }
     this.mmu.write32((this.segBase[seg]! + o) | 0, v);
@@ -654,15 +662,15 @@ export class Cpu implements CpuCore {
     const e = this.eaBits;
     const base = e & 15;
     const index = (e >> 4) & 15;
+    // int32 steps (| 0) keep the sum in an integer register
+    let v = this.disp | 0;
     if (this.a32) {
-      let v = this.disp;
-      if (base !== 15) v += this.r32[base]!;
-      if (index !== 15) v += this.r32[index]! << ((e >> 8) & 3);
+      if (base !== 15) v = (v + this.r32[base]!) | 0;
+      if (index !== 15) v = (v + (this.r32[index]! << ((e >> 8) & 3))) | 0;
       return v >>> 0;
     }
-    let v = this.disp;
-    if (base !== 15) v += this.r16[base << 1]!;
-    if (index !== 15) v += this.r16[index << 1]!;
+    if (base !== 15) v = (v + this.r16[base << 1]!) | 0;
+    if (index !== 15) v = (v + this.r16[index << 1]!) | 0;
     return v & 0xffff;
   }
 
@@ -829,68 +837,178 @@ export class Cpu implements CpuCore {
   #batch(lim: number): number {
     const i32 = this.i32;
     const stopFlags = this.#intr ? F_TF | F_IF : F_TF;
-    const segBase = this.segBase;
-    const segLimit = this.segLimit;
+    const cs32Bit = this.#cs32Bit;
     let k = 0;
     let retired = 0;
+    // The fetch window, in locals: the decoded entries of the current linear code page (#curBlk),
+    // the EIP of that page's first byte and how many of its bytes lie within the CS limit (0: no
+    // window). An instruction at `eip` is in the window when 0 <= eip - wBase and
+    // eip - wBase + len <= wSpan, which is the same page and the same CS limit check as #fetch().
+    // Only the general path and fault delivery change CS, paging or the current block; after
+    // them the window is recomputed. (A dropped block is zero-filled, so a stale window misses.)
+    let wd: Int32Array = this.#scratch.d;
+    let wBase = 0;
+    let wSpan = 0;
+    if (this.#curBlk !== null) {
+      wd = this.#curBlk.d;
+      wBase = ((this.#fetchLinPage << 12) - this.segBase[1]!) | 0;
+      wSpan = this.#windowSpan(wBase);
+    }
+    // EIP, kept in a local while fast forms run (execFast says when it changed EIP itself)
+    let eip = i32[S_EIP]!;
     while (k < lim) {
       k++;
-      const eip = i32[S_EIP]!;
       this.faulted = false;
       // The fast path of #fetch, inlined (keep the two in step).
-      const lin = (segBase[1]! + eip) | 0;
-      const cur = this.#curBlk;
-      let fetched = false;
-      if (cur !== null && lin >>> 12 === this.#fetchLinPage) {
-        const d = cur.d;
-        const w = (lin & 0xfff) * 5;
-        const w0 = d[w]!;
-        const w1 = d[w + 1]!;
-        const len = (w0 >> 10) & 15;
-        if (len !== 0 && (w1 & 0x80) === this.#cs32Bit && (eip >>> 0) + len - 1 <= segLimit[1]! >>> 0) {
-          const next = (eip + len) | 0;
-          i32[S_EIP] = (w1 & 0x80) !== 0 ? next : next & 0xffff;
-          if (execFast(this, w0, w1, d[w + 2]!, d[w + 3]!)) {
-            retired++;
-            if (this.faulted) {
-              // the fast forms do not read instrStart: it is set only for the fault's delivery
-              this.instrStart = eip;
-              this.#deliverFault();
-            }
-            if (((i32[S_EFLAGS]! & stopFlags) | i32[S_STATE]!) !== 0 || this.pollIrq) break;
-            continue;
-          }
-          this.op = w0 & 0x3ff;
-          this.modrm = (w0 >>> 16) & 0xff;
-          this.pfx = w1 & 0xffff;
-          this.eaBits = w1 >>> 16;
-          this.seg = (w1 >> 8) & 7;
-          this.o32 = (w1 & 1) !== 0;
-          this.a32 = (w1 & 2) !== 0;
-          this.disp = d[w + 2]!;
-          this.imm = d[w + 3]!;
-          this.imm2 = d[w + 4]!;
-          fetched = true;
+      let off = (eip - wBase) | 0;
+      let w = 0;
+      let w0 = 0;
+      let w1 = 0;
+      let len = 0;
+      if (off >= 0 && off < wSpan) {
+        w = off * 5;
+        w0 = wd[w]!;
+        w1 = wd[w + 1]!;
+        len = (w0 >> 10) & 15;
+        if (off + len > wSpan || (w1 & 0x80) !== cs32Bit) len = 0;
+      }
+      if (len === 0 && this.#rewindow(eip)) {
+        // another code page that is cached and in the TLB: move the window there
+        wd = this.#curBlk!.d;
+        wBase = ((this.#fetchLinPage << 12) - this.segBase[1]!) | 0;
+        wSpan = this.#windowSpan(wBase);
+        off = (eip - wBase) | 0;
+        if (off >= 0 && off < wSpan) {
+          w = off * 5;
+          w0 = wd[w]!;
+          w1 = wd[w + 1]!;
+          len = (w0 >> 10) & 15;
+          if (off + len > wSpan || (w1 & 0x80) !== cs32Bit) len = 0;
         }
+      }
+      let fetched = false;
+      if (len !== 0) {
+        const next = (w1 & 0x80) !== 0 ? (eip + len) | 0 : (eip + len) & 0xffff;
+        i32[S_EIP] = next;
+        const r = execFast(this, w0, w1, wd[w + 2]!, wd[w + 3]!);
+        if (r !== 0) {
+          retired++;
+          if (this.faulted) {
+            // the fast forms do not read instrStart: it is set only for the fault's delivery
+            this.instrStart = eip;
+            this.#deliverFault();
+            break;
+          }
+          // requestExit() and tripleFault() set pollIrq too
+          if (((i32[S_EFLAGS]! & stopFlags) | i32[S_STATE]!) !== 0 || this.pollIrq) break;
+          eip = r === 1 ? next : i32[S_EIP]!;
+          continue;
+        }
+        this.op = w0 & 0x3ff;
+        this.modrm = (w0 >>> 16) & 0xff;
+        this.pfx = w1 & 0xffff;
+        this.eaBits = w1 >>> 16;
+        this.seg = (w1 >> 8) & 7;
+        this.o32 = (w1 & 1) !== 0;
+        this.a32 = (w1 & 2) !== 0;
+        this.disp = wd[w + 2]!;
+        this.imm = wd[w + 3]!;
+        this.imm2 = wd[w + 4]!;
+        fetched = true;
       }
       this.instrStart = eip;
       // The general path (I/O, RDTSC, MMIO) may read the clock, which counts instructions: make
       // instructionCount exact before it runs (the fast forms never look at time).
       this.instructionCount += retired;
       retired = 0;
-      if (!fetched && !this.#fetchSlow()) {
+      if (!fetched) {
+        // Not decoded yet, or a page change the window could not follow: fetch the slow way, which
+        // moves the window to this page; an instruction now cached there may still take a fast form.
+        if (!this.#fetchSlow()) {
+          this.#deliverFault();
+          break;
+        }
+        const cur = this.#curBlk;
+        if (cur !== null) {
+          wd = cur.d;
+          wBase = ((this.#fetchLinPage << 12) - this.segBase[1]!) | 0;
+          wSpan = this.#windowSpan(wBase);
+          const o = (eip - wBase) | 0;
+          if (o >= 0 && o < wSpan) {
+            const x = o * 5;
+            const x0 = wd[x]!;
+            const x1 = wd[x + 1]!;
+            const n = (x0 >> 10) & 15;
+            if (n !== 0 && o + n <= wSpan && (x1 & 0x80) === cs32Bit) {
+              // #fetchSlow loaded this very entry and advanced EIP past it
+              const r = execFast(this, x0, x1, wd[x + 2]!, wd[x + 3]!);
+              if (r !== 0) {
+                retired++;
+                if (this.faulted) {
+                  this.#deliverFault();
+                  break;
+                }
+                if (((i32[S_EFLAGS]! & stopFlags) | i32[S_STATE]!) !== 0 || this.pollIrq) break;
+                eip = i32[S_EIP]!;
+                continue;
+              }
+            }
+          }
+        } else {
+          wSpan = 0;
+        }
+      }
+      if ((this.pfx & PF_MEM) !== 0) this.ea = this.calcEa();
+      execute(this);
+      retired++;
+      if (this.faulted) {
         this.#deliverFault();
-      } else {
-        if ((this.pfx & PF_MEM) !== 0) this.ea = this.calcEa();
-        execute(this);
-        retired++;
-        if (this.faulted) this.#deliverFault();
+        break;
       }
       // requestExit() and tripleFault() set pollIrq too
       if (((i32[S_EFLAGS]! & stopFlags) | i32[S_STATE]!) !== 0 || this.pollIrq) break;
+      // CS, the mode, paging or the current block may have changed: recompute the window.
+      if (this.#cs32Bit !== cs32Bit) break;
+      eip = i32[S_EIP]!;
+      const cur = this.#curBlk;
+      if (cur !== null) {
+        wd = cur.d;
+        wBase = ((this.#fetchLinPage << 12) - this.segBase[1]!) | 0;
+        wSpan = this.#windowSpan(wBase);
+      } else {
+        wSpan = 0;
+      }
     }
     this.instructionCount += retired;
     return k;
+  }
+
+  /**
+   * Moves the fetch TLB (#fetchLinPage, #fetchPhysBase, #curBlk) to the code page holding EIP `eip`
+   * when that is cheap: its translation is in the MMU's TLB (as #codePhys would find it) and its
+   * physical page has a decode block. False: nothing changed (#fetchSlow does the full work).
+   */
+  #rewindow(eip: number): boolean {
+    const lin = (this.segBase[1]! + eip) | 0;
+    const e = this.mmu.tlb[lin >>> 12]!;
+    // read permission at the current privilege: T_RU (2) at CPL 3, else T_RS (1); 64 = Slot.CPL
+    if ((e & (this.i32[64] === 3 ? 2 : 1)) === 0) return false;
+    const slot = this.#pageSlot[e >>> 12]!;
+    if (slot === 0) return false;
+    this.#fetchLinPage = lin >>> 12;
+    this.#fetchPhysBase = (e & -4096) >>> 0;
+    this.#curBlk = this.#slots[slot - 1]!;
+    return true;
+  }
+
+  /** How many bytes of the code page whose first byte is at EIP `base` are within the CS limit. */
+  #windowSpan(base: number): number {
+    const b = base >>> 0;
+    const lim = this.segLimit[1]! >>> 0;
+    if (b > lim) return 0;
+    const n = lim - b;
+    // an int32 result (| 0), so that the window test in #batch stays integer arithmetic
+    return n >= 4095 ? 4096 : (n + 1) | 0;
   }
 
   requestExit(): void {

@@ -4,9 +4,9 @@
  * References: Intel SDM Vol. 3A ch. 4 (32-bit paging, access rights, A/D bits, #PF error code),
  * ch. 4.10 (TLBs, INVLPG, CR3 loads and global pages).
  *
- * TLB: one entry per 4 KiB linear page (2^20 entries), two typed arrays:
- *   tlbPhys[page]   physical page base (already A20-masked; RAM pages index `mem.ram` directly)
- *   tlbFlags[page]  what the cached translation allows (0 = no entry):
+ * TLB: one entry per 4 KiB linear page (2^20 entries) in one Int32Array, so that an access loads
+ * one word: tlb[page] = physical page base (bits 31..12, already A20-masked; RAM pages index
+ * `mem.ram` directly) | what the cached translation allows (bits 7..0; 0 = no entry):
  *     bit 0  T_RS  supervisor read          bit 1  T_RU  user read
  *     bit 2  T_WS  supervisor write         bit 3  T_WU  user write
  *                  (write bits are set only once the dirty bit is set in the paging entry)
@@ -71,8 +71,7 @@ const NO_CODE = new Uint8Array(1 << 20);
 export class Mmu {
   readonly cpu: Cpu;
   /** Cached translations, see the layout above. */
-  readonly tlbFlags = new Uint8Array(1 << 20);
-  readonly tlbPhys = new Int32Array(1 << 20);
+  readonly tlb = new Int32Array(1 << 20);
   readonly #st: Int32Array;
   readonly #mem: PhysMem;
   readonly #ram: Uint8Array;
@@ -121,28 +120,31 @@ export class Mmu {
 
   // ---- Linear accesses with the current privilege ----
 
+  // The fast paths below use literal constants (module-level consts are loaded at run time):
+  // 64 = Slot.CPL; 17/18 = T_RS|T_FR / T_RU|T_FR; 36/40 = T_WS|T_FW / T_WU|T_FW; -4096 = ~0xfff.
+
   read8(lin: number): number {
-    const p = lin >>> 12;
-    const need = this.#st[Slot.CPL] === 3 ? T_RU | T_FR : T_RS | T_FR;
-    if ((this.tlbFlags[p]! & need) === need) return this.#ram[this.tlbPhys[p]! | (lin & 0xfff)]!;
+    const e = this.tlb[lin >>> 12]!;
+    const need = this.#st[64] === 3 ? 18 : 17;
+    if ((e & need) === need) return this.#ram[(e & -4096) | (lin & 0xfff)]!;
     return this.#slowRead(lin, 1, this.#user());
   }
 
   read16(lin: number): number {
-    const p = lin >>> 12;
-    const need = this.#st[Slot.CPL] === 3 ? T_RU | T_FR : T_RS | T_FR;
-    if ((this.tlbFlags[p]! & need) === need && (lin & 0xfff) !== 0xfff) {
-      const a = this.tlbPhys[p]! | (lin & 0xfff);
+    const e = this.tlb[lin >>> 12]!;
+    const need = this.#st[64] === 3 ? 18 : 17;
+    if ((e & need) === need && (lin & 0xfff) !== 0xfff) {
+      const a = (e & -4096) | (lin & 0xfff);
       return (a & 1) === 0 ? this.#ram16[a >>> 1]! : this.#ram[a]! | (this.#ram[a + 1]! << 8);
     }
     return this.#slowRead(lin, 2, this.#user());
   }
 
   read32(lin: number): number {
-    const p = lin >>> 12;
-    const need = this.#st[Slot.CPL] === 3 ? T_RU | T_FR : T_RS | T_FR;
-    if ((this.tlbFlags[p]! & need) === need && (lin & 0xfff) <= 0xffc) {
-      const a = this.tlbPhys[p]! | (lin & 0xfff);
+    const e = this.tlb[lin >>> 12]!;
+    const need = this.#st[64] === 3 ? 18 : 17;
+    if ((e & need) === need && (lin & 0xfff) <= 0xffc) {
+      const a = (e & -4096) | (lin & 0xfff);
       if ((a & 3) === 0) return this.#ram32[a >>> 2]!;
       const r = this.#ram;
       return r[a]! | (r[a + 1]! << 8) | (r[a + 2]! << 16) | (r[a + 3]! << 24);
@@ -151,10 +153,10 @@ export class Mmu {
   }
 
   write8(lin: number, v: number): void {
-    const p = lin >>> 12;
-    const need = this.#st[Slot.CPL] === 3 ? T_WU | T_FW : T_WS | T_FW;
-    if ((this.tlbFlags[p]! & need) === need) {
-      const a = this.tlbPhys[p]! | (lin & 0xfff);
+    const e = this.tlb[lin >>> 12]!;
+    const need = this.#st[64] === 3 ? 40 : 36;
+    if ((e & need) === need) {
+      const a = (e & -4096) | (lin & 0xfff);
       this.#ram[a] = v;
       if (this.#codePages[a >>> 12] !== 0) this.#codeWritten(a, 1);
       return;
@@ -163,10 +165,10 @@ export class Mmu {
   }
 
   write16(lin: number, v: number): void {
-    const p = lin >>> 12;
-    const need = this.#st[Slot.CPL] === 3 ? T_WU | T_FW : T_WS | T_FW;
-    if ((this.tlbFlags[p]! & need) === need && (lin & 0xfff) !== 0xfff) {
-      const a = this.tlbPhys[p]! | (lin & 0xfff);
+    const e = this.tlb[lin >>> 12]!;
+    const need = this.#st[64] === 3 ? 40 : 36;
+    if ((e & need) === need && (lin & 0xfff) !== 0xfff) {
+      const a = (e & -4096) | (lin & 0xfff);
       if ((a & 1) === 0) this.#ram16[a >>> 1] = v;
       else {
         this.#ram[a] = v;
@@ -179,10 +181,10 @@ export class Mmu {
   }
 
   write32(lin: number, v: number): void {
-    const p = lin >>> 12;
-    const need = this.#st[Slot.CPL] === 3 ? T_WU | T_FW : T_WS | T_FW;
-    if ((this.tlbFlags[p]! & need) === need && (lin & 0xfff) <= 0xffc) {
-      const a = this.tlbPhys[p]! | (lin & 0xfff);
+    const e = this.tlb[lin >>> 12]!;
+    const need = this.#st[64] === 3 ? 40 : 36;
+    if ((e & need) === need && (lin & 0xfff) <= 0xffc) {
+      const a = (e & -4096) | (lin & 0xfff);
       if ((a & 3) === 0) this.#ram32[a >>> 2] = v;
       else {
         const r = this.#ram;
@@ -247,7 +249,8 @@ export class Mmu {
   translate(lin: number, write: boolean, user: boolean): number {
     const p = lin >>> 12;
     const need = write ? (user ? T_WU : T_WS) : user ? T_RU : T_RS;
-    if ((this.tlbFlags[p]! & need) !== 0) return (this.tlbPhys[p]! | (lin & 0xfff)) >>> 0;
+    const e = this.tlb[p]!;
+    if ((e & need) !== 0) return ((e & -4096) | (lin & 0xfff)) >>> 0;
     return this.#walk(lin, write, user);
   }
 
@@ -258,7 +261,7 @@ export class Mmu {
    */
   flush(global: boolean): void {
     this.#hookCode();
-    const f = this.tlbFlags;
+    const f = this.tlb;
     if (global) {
       if (this.#overflowN || this.#overflowG) f.fill(0);
       else {
@@ -286,14 +289,14 @@ export class Mmu {
   }
 
   #clearList(list: Int32Array, n: number): void {
-    const f = this.tlbFlags;
+    const f = this.tlb;
     for (let i = 0; i < n; i++) f[list[i]!] = 0;
   }
 
   /** INVLPG: drops the translation of the page holding `lin` (all of it for a 4 MiB page). */
   invlpg(lin: number): void {
     const p = lin >>> 12;
-    const f = this.tlbFlags;
+    const f = this.tlb;
     f[p] = 0;
     // Entries that came from a 4 MiB page anywhere in this 4 MiB range go too.
     const base = p & ~0x3ff;
@@ -315,10 +318,9 @@ export class Mmu {
     let fast = 0;
     if (kind === KIND_RAM) fast = T_FR | T_FW;
     else if (kind === KIND_ROM && pg < this.#ramPages) fast = T_FR;
-    const old = this.tlbFlags[p]!;
+    const old = this.tlb[p]! & 0xff;
     if (old === 0 || ((old & T_G) !== 0 && (perm & T_G) === 0)) this.#remember(p, (perm & T_G) !== 0);
-    this.tlbFlags[p] = perm | fast;
-    this.tlbPhys[p] = physPage;
+    this.tlb[p] = (physPage & -4096) | perm | fast;
   }
 
   /** Raises #PF for lin with error code err; returns -1. */
