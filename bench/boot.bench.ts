@@ -15,7 +15,7 @@
  * the ratios boxvm / QEMU and boxvm / v86. A peer that cannot run is reported and skipped.
  *
  * Environment:
- *  BOXVM_BENCH_RUNS          boxvm runs (default 1: a boxvm boot takes minutes)
+ *  BOXVM_BENCH_RUNS          boxvm runs (default 3)
  *  BOXVM_BENCH_PEER_RUNS     runs of each peer (default 3)
  *  BOXVM_BENCH_VMMS          which to run, comma-separated (default "qemu,v86,boxvm,boxvm-guestxz")
  *  BOXVM_BENCH_GUESTXZ_RUNS  boot-only runs of boxvm with the guest's own decompressor (default 1)
@@ -129,7 +129,7 @@ function describeRun(label: string, n: number, r: RunResult, load: string): stri
 
 /** The benchmark. */
 export default async function bootBench(): Promise<void> {
-  const boxvmRuns = envInt("BOXVM_BENCH_RUNS", 1);
+  const boxvmRuns = envInt("BOXVM_BENCH_RUNS", 3);
   const peerRuns = envInt("BOXVM_BENCH_PEER_RUNS", 3);
   const verbose = process.env["BOXVM_BENCH_VERBOSE"] === "1";
   const cmdline = process.env["BOXVM_BENCH_CMDLINE"] || DEBIAN_CMDLINE;
