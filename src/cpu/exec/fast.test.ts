@@ -63,7 +63,10 @@ const SETUP: number[][] = [
 ];
 
 function regValue(): number {
-  switch (rnd() % 4) {
+  switch (rnd() % 5) {
+    case 4:
+      // around the code (writes over decoded instructions) and the page tables (paging trials)
+      return ((rnd() % 2 === 0 ? CODE : PD) + (rnd() % 64) - 32) | 0;
     case 0:
       return rnd() | 0;
     case 1:
@@ -75,14 +78,52 @@ function regValue(): number {
   }
 }
 
+/** Paging trials: page directory and the page table of linear 0..4 MiB (the last two RAM pages). */
+const PD = RAM - 0x2000;
+const PT = RAM - 0x1000;
+
+/**
+ * Page tables for a paging trial, from the trial's seed `ps`: most pages map to themselves, some to
+ * other RAM pages (aliases), to unassigned memory past the RAM, read-only or not at all. The code
+ * page and the tables themselves map to themselves (present; the tables may be read-only).
+ */
+function pageTables(mem: PhysMem, ps: number): void {
+  const dv = new DataView(mem.ram.buffer, mem.ram.byteOffset);
+  dv.setInt32(PD, PT | 7, true);
+  let x = ps | 1;
+  const next = (): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  };
+  for (let i = 0; i < 1024; i++) {
+    const r = next() % 20;
+    let pte: number;
+    if (i === CODE >>> 12) pte = CODE | 3;
+    else if (i === PD >>> 12 || i === PT >>> 12) pte = (i << 12) | (r < 10 ? 3 : 1);
+    else if (i >= RAM >>> 12 && r < 14) pte = 0;
+    else if (r === 0) pte = 0;
+    else if (r === 1)
+      pte = ((0x200 + i) << 12) | 3; // unassigned physical memory
+    else if (r === 2)
+      pte = (i << 12) | 1; // read-only
+    else if (r < 5) pte = ((next() % (RAM >>> 12)) << 12) | 3;
+    else pte = ((i % (RAM >>> 12)) << 12) | 3;
+    if (pte !== 0) pte |= 1;
+    dv.setInt32(PT + i * 4, pte, true);
+  }
+}
+
 /**
  * Fresh state with `code` at CODE. With `keepCode` the decoded entries of the code page stay (the
  * same code ran before: the fast paths take only instructions already in the decode cache); the
  * bytes around the code change, but nothing is ever decoded from them.
  */
-function setup(cpu: Cpu, mem: PhysMem, code: number[], regs: Int32Array, fill: number, keepCode = false): void {
+function setup(cpu: Cpu, mem: PhysMem, code: number[], regs: Int32Array, fill: number, keepCode = false, ps = 0): void {
   mem.ram.fill(fill & 0xff, 0, CHECKED);
   mem.ram.set(code, CODE);
+  if (ps !== 0) pageTables(mem, ps);
   if (keepCode) {
     cpu.codeWritten(0, CODE & ~0xfff);
     cpu.codeWritten((CODE & ~0xfff) + 0x1000, CHECKED - (CODE & ~0xfff) - 0x1000);
@@ -98,6 +139,30 @@ function setup(cpu: Cpu, mem: PhysMem, code: number[], regs: Int32Array, fill: n
   cpu.r32.set(regs);
   cpu.i32[Slot.EIP] = CODE;
   cpu.setFlags(0x2);
+  if (ps !== 0) {
+    // protected mode (CPL 0) with paging and CR0.WP; TLB entries for some pages, read or write
+    // (a write entry only for pages the walk sets dirty), as the fast paths find them in a guest
+    cpu.i32[Slot.CR0] = 0x80010011 | 0;
+    cpu.i32[Slot.CR3] = PD;
+    cpu.i32[Slot.CR4] = 0;
+    cpu.i32[Slot.CPL] = 0;
+    cpu.mmu.flush(true);
+    cpu.pagingChanged();
+    let x = ps;
+    for (let i = 0; i < 160; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) | 0;
+      const k = (x >>> 16) % 3;
+      if (k === 0) continue;
+      const pte = new DataView(mem.ram.buffer, mem.ram.byteOffset).getInt32(PT + i * 4, true);
+      if ((pte & 1) === 0) continue;
+      cpu.mmu.translate(i << 12, k === 2 && (pte & 2) !== 0, false);
+    }
+    assert.equal(cpu.faulted, false);
+  } else {
+    cpu.i32[Slot.CR0] = 0x10;
+    cpu.mmu.flush(true);
+    cpu.pagingChanged();
+  }
   cpu.modeChanged();
 }
 
@@ -117,23 +182,63 @@ test("fast paths match the general executor on random instructions", () => {
     for (let i = 0; i < 10; i++) code.push(rnd() & 0xff);
     for (let i = 0; i < 8; i++) regs[i] = regValue();
     const fill = rnd();
+    // half of the trials in protected mode with paging (memory operands through the TLB)
+    const ps = t % 2 === 0 ? 0 : rnd() | 1;
     const aCount = a.cpu.instructionCount;
-    setup(a.cpu, a.mem, code, regs, fill);
+    setup(a.cpu, a.mem, code, regs, fill, false, ps);
     for (let i = 0; i < 2; i++) a.cpu.step();
     // b: once to fill the decode cache, then again from the same state through the fast paths
-    setup(b.cpu, b.mem, code, regs, fill);
+    setup(b.cpu, b.mem, code, regs, fill, false, ps);
     for (let i = 0; i < 2; i++) b.cpu.run(1);
     const count = b.cpu.instructionCount;
-    setup(b.cpu, b.mem, code, regs, fill, true);
+    setup(b.cpu, b.mem, code, regs, fill, true, ps);
     for (let i = 0; i < 2; i++) b.cpu.run(1);
     const hex = (xs: Iterable<number>): string => [...xs].map((x) => (x >>> 0).toString(16)).join(" ");
     const what = `trial ${String(t)}: ${hex(code)}; regs ${hex(regs)}; fill ${(fill & 0xff).toString(16)}`;
     assert.deepEqual([...b.cpu.r32], [...a.cpu.r32], what);
     assert.equal(b.cpu.i32[Slot.EIP], a.cpu.i32[Slot.EIP], what);
     assert.equal(b.cpu.getFlags(), a.cpu.getFlags(), what);
+    assert.equal(b.cpu.i32[Slot.CR2], a.cpu.i32[Slot.CR2], what);
     assert.deepEqual([...b.cpu.segSel], [...a.cpu.segSel], what);
     assert.deepEqual([...b.cpu.segBase], [...a.cpu.segBase], what);
     assert.equal(b.cpu.instructionCount - count, a.cpu.instructionCount - aCount, what);
     assert.ok(Buffer.from(b.mem.ram.subarray(0, CHECKED)).equals(a.mem.ram.subarray(0, CHECKED)), what);
+  }
+});
+
+test("fast memory writes drop decoded code they overwrite (with and without paging)", () => {
+  for (const ps of [0, 0x1234567]) {
+    for (const [store, len] of [
+      [[0x89, 0x03], 2], // mov [ebx], eax
+      [[0x50], 1], // push eax (ESP = ebx + 4)
+      [[0x01, 0x03], 2], // add [ebx], eax
+    ] as const) {
+      const results: number[] = [];
+      for (const fast of [false, true]) {
+        const { cpu, mem } = machine();
+        // the store, NOPs up to CODE + 4, the four bytes it overwrites (aligned), a NOP
+        const code = [...store, ...new Array<number>(4 - len).fill(0x90), 0x90, 0x90, 0x90, 0x90, 0x90];
+        const regs = new Int32Array(8);
+        const run = (eax: number, keep: boolean): void => {
+          regs[0] = eax;
+          regs[1] = 0;
+          regs[3] = CODE + 4;
+          regs[4] = CODE + 8;
+          setup(cpu, mem, code, regs, 0, keep, ps);
+          // a TLB entry that allows direct writes to the code page
+          cpu.mmu.translate(CODE, true, false);
+          for (let i = 0; i < 9 - len; i++) {
+            if (fast) cpu.run(1);
+            else cpu.step();
+          }
+        };
+        run(0, false); // decodes the NOPs
+        // add [ebx], eax adds to 0x90909090: 0x41414141 - 0x90909090 gives INC ECX x4
+        run(store[0] === 0x01 ? (0x41414141 - 0x90909090) | 0 : 0x41414141, true);
+        assert.equal(cpu.faulted, false);
+        results.push(cpu.r32[1]!, cpu.i32[Slot.EIP]!);
+      }
+      assert.deepEqual(results, [4, CODE + 8, 4, CODE + 8], `${store.join(" ")} paging ${ps}`);
+    }
   }
 });
