@@ -600,3 +600,21 @@ test("VME IRET at IOPL < 3: #GP when it would set TF or enable a pending virtual
   iret(t.cpu, true);
   assert.deepEqual(t.takeFault(), [Vec.GP, 0]);
 });
+
+test("far JMP/CALL through a gate: gate DPL below CPL or RPL is #GP(gate), a gate not present #NP(gate), a null target #GP(0)", () => {
+  const t = pmCpu();
+  t.gate(GDT, 7, K_CODE, 0x9999, 0x8c, 0); // call gate, DPL 0
+  t.gate(GDT, 8, K_CODE, 0x9999, 0x6c, 0); // call gate, DPL 3, not present
+  t.gate(GDT, 9, 0, 0x9999, 0xec, 0); // call gate, DPL 3, null target selector
+  t.i32[Slot.GDTR_LIMIT] = 0x4f;
+  toUser(t);
+  for (const far of [farJmp, farCall]) {
+    far(t.cpu, 0x3b, 0, true);
+    assert.deepEqual(t.takeFault(), [Vec.GP, 0x38], `${far.name}: gate DPL 0 from ring 3`);
+    far(t.cpu, 0x43, 0, true);
+    assert.deepEqual(t.takeFault(), [Vec.NP, 0x40], `${far.name}: gate not present`);
+    far(t.cpu, 0x4b, 0, true);
+    assert.deepEqual(t.takeFault(), [Vec.GP, 0], `${far.name}: null target`);
+    assert.equal(t.i32[Slot.CPL], 3);
+  }
+});

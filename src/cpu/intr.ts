@@ -533,6 +533,56 @@ function realCs(cpu: Cpu, sel: number, eip: number): boolean {
 }
 
 /** JMP ptr16:16/32 and JMP m16:16/32. `off` is already the operand (16 or 32 bits). */
+/**
+ * Reads the descriptor a protected-mode far JMP/CALL (or a call gate) names into `desc`: a null selector is #GP(0),
+ * one outside its table #GP(selector). False when a fault was raised.
+ */
+function farTarget(cpu: Cpu, sel: number): boolean {
+  if ((sel & 0xfffc) === 0) {
+    cpu.raise(Vec.GP, 0);
+    return false;
+  }
+  const r = fetchDesc(cpu, sel);
+  if (r < 0) return false;
+  if (r === 0) {
+    cpu.raise(Vec.GP, sel & 0xfffc);
+    return false;
+  }
+  return true;
+}
+
+/**
+ * The checks JMP and CALL make on a call gate, task gate or TSS they name (other system types fall
+ * through to the caller's #GP): DPL >= CPL and >= RPL, else #GP(selector); present, else #NP.
+ */
+function gateOrTssOk(cpu: Cpu, sel: number, hi: number, type: number, cpl: number): boolean {
+  if (type === 4 || type === 0xc || type === 5 || type === 1 || type === 9) {
+    const dpl = descDpl(hi);
+    if (dpl < cpl || dpl < (sel & 3)) {
+      cpu.raise(Vec.GP, sel & 0xfffc);
+      return false;
+    }
+    if (!isPresent(hi)) {
+      cpu.raise(Vec.NP, sel & 0xfffc);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** A far JMP/CALL to a task gate (type 5) or an available TSS (1, 9) switches tasks; true if it was one. */
+function farTask(cpu: Cpu, sel: number, type: number, reason: TaskReason): boolean {
+  if (type === 5) {
+    if (taskSwitch(cpu, desc.lo >>> 16, reason, 0)) taskDebugTrap(cpu);
+    return true;
+  }
+  if (type === 1 || type === 9) {
+    if (taskSwitch(cpu, sel, reason, 0)) taskDebugTrap(cpu);
+    return true;
+  }
+  return false;
+}
+
 export function farJmp(cpu: Cpu, sel: number, off: number, o32: boolean): void {
   sel &= 0xffff;
   if (!o32) off &= 0xffff;
@@ -541,16 +591,7 @@ export function farJmp(cpu: Cpu, sel: number, off: number, o32: boolean): void {
     return;
   }
   const cpl = cpu.i32[Slot.CPL]!;
-  if ((sel & 0xfffc) === 0) {
-    cpu.raise(Vec.GP, 0);
-    return;
-  }
-  const r = fetchDesc(cpu, sel);
-  if (r < 0) return;
-  if (r === 0) {
-    cpu.raise(Vec.GP, sel & 0xfffc);
-    return;
-  }
+  if (!farTarget(cpu, sel)) return;
   const hi = desc.hi;
   if ((hi & 0x1000) !== 0) {
     if (!codeTargetOk(cpu, sel, hi, cpl, false)) return;
@@ -558,31 +599,12 @@ export function farJmp(cpu: Cpu, sel: number, off: number, o32: boolean): void {
     return;
   }
   const type = descType(hi);
-  const dpl = descDpl(hi);
-  if (type === 4 || type === 0xc || type === 5 || type === 1 || type === 9) {
-    if (dpl < cpl || dpl < (sel & 3)) {
-      cpu.raise(Vec.GP, sel & 0xfffc);
-      return;
-    }
-    if (!isPresent(hi)) {
-      cpu.raise(Vec.NP, sel & 0xfffc);
-      return;
-    }
-  }
+  if (!gateOrTssOk(cpu, sel, hi, type, cpl)) return;
   if (type === 4 || type === 0xc) {
     const lo = desc.lo;
     const tsel = lo >>> 16;
     const toff = type === 0xc ? (hi & 0xffff0000) | (lo & 0xffff) : lo & 0xffff;
-    if ((tsel & 0xfffc) === 0) {
-      cpu.raise(Vec.GP, 0);
-      return;
-    }
-    const r2 = fetchDesc(cpu, tsel);
-    if (r2 < 0) return;
-    if (r2 === 0) {
-      cpu.raise(Vec.GP, tsel & 0xfffc);
-      return;
-    }
+    if (!farTarget(cpu, tsel)) return;
     // JMP through a call gate cannot change the privilege level.
     const thi = desc.hi;
     if (isCode(thi) && (thi & 0x400) === 0 && descDpl(thi) !== cpl) {
@@ -593,14 +615,7 @@ export function farJmp(cpu: Cpu, sel: number, off: number, o32: boolean): void {
     loadCsSame(cpu, tsel, toff);
     return;
   }
-  if (type === 5) {
-    if (taskSwitch(cpu, desc.lo >>> 16, TaskReason.JMP, 0)) taskDebugTrap(cpu);
-    return;
-  }
-  if (type === 1 || type === 9) {
-    if (taskSwitch(cpu, sel, TaskReason.JMP, 0)) taskDebugTrap(cpu);
-    return;
-  }
+  if (farTask(cpu, sel, type, TaskReason.JMP)) return;
   cpu.raise(Vec.GP, sel & 0xfffc);
 }
 
@@ -624,16 +639,7 @@ export function farCall(cpu: Cpu, sel: number, off: number, o32: boolean): void 
     return;
   }
   const cpl = st[Slot.CPL]!;
-  if ((sel & 0xfffc) === 0) {
-    cpu.raise(Vec.GP, 0);
-    return;
-  }
-  const r = fetchDesc(cpu, sel);
-  if (r < 0) return;
-  if (r === 0) {
-    cpu.raise(Vec.GP, sel & 0xfffc);
-    return;
-  }
+  if (!farTarget(cpu, sel)) return;
   const hi = desc.hi;
   if ((hi & 0x1000) !== 0) {
     if (!codeTargetOk(cpu, sel, hi, cpl, false)) return;
@@ -649,25 +655,8 @@ export function farCall(cpu: Cpu, sel: number, off: number, o32: boolean): void 
     return;
   }
   const type = descType(hi);
-  const dpl = descDpl(hi);
-  if (type === 4 || type === 0xc || type === 5 || type === 1 || type === 9) {
-    if (dpl < cpl || dpl < (sel & 3)) {
-      cpu.raise(Vec.GP, sel & 0xfffc);
-      return;
-    }
-    if (!isPresent(hi)) {
-      cpu.raise(Vec.NP, sel & 0xfffc);
-      return;
-    }
-  }
-  if (type === 5) {
-    if (taskSwitch(cpu, desc.lo >>> 16, TaskReason.CALL, 0)) taskDebugTrap(cpu);
-    return;
-  }
-  if (type === 1 || type === 9) {
-    if (taskSwitch(cpu, sel, TaskReason.CALL, 0)) taskDebugTrap(cpu);
-    return;
-  }
+  if (!gateOrTssOk(cpu, sel, hi, type, cpl)) return;
+  if (farTask(cpu, sel, type, TaskReason.CALL)) return;
   if (type !== 4 && type !== 0xc) {
     cpu.raise(Vec.GP, sel & 0xfffc);
     return;
