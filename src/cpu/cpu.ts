@@ -545,16 +545,7 @@ export class Cpu implements CpuCore {
       const w1 = d[w + 1]!;
       const len = (w0 >> 10) & 15;
       if (len !== 0 && (w1 & 0x80) === this.#cs32Bit && (eip >>> 0) + len - 1 <= this.segLimit[1]! >>> 0) {
-        this.op = w0 & 0x3ff;
-        this.modrm = (w0 >>> 16) & 0xff;
-        this.pfx = w1 & 0xffff;
-        this.eaBits = w1 >>> 16;
-        this.seg = (w1 >> 8) & 7;
-        this.o32 = (w1 & 1) !== 0;
-        this.a32 = (w1 & 2) !== 0;
-        this.disp = d[w + 2]!;
-        this.imm = d[w + 3]!;
-        this.imm2 = d[w + 4]!;
+        this.#loadFields(d, w);
         const next = (eip + len) | 0;
         // IP wraps at 64 KiB in a 16-bit code segment
         this.i32[S_EIP] = (w1 & 0x80) !== 0 ? next : next & 0xffff;
@@ -639,22 +630,26 @@ export class Cpu implements CpuCore {
   #load(blk: DecodeBlock, i: number): void {
     const d = blk.d;
     const w = i * ENTRY_WORDS;
+    this.#loadFields(d, w);
+    const next = (this.i32[Slot.EIP]! + ((d[w]! >> 10) & 15)) | 0;
+    // IP wraps at 64 KiB in a 16-bit code segment
+    this.i32[Slot.EIP] = (this.pfx & PF_CS32) !== 0 ? next : next & 0xffff;
+  }
+
+  /** Loads the per-instruction fields (op, modrm, prefixes, EA form, operands) from entry word `w`. */
+  #loadFields(d: Int32Array, w: number): void {
     const w0 = d[w]!;
-    const w1 = d[w + 1]!;
+    const pfx = d[w + 1]! & 0xffff;
     this.op = w0 & 0x3ff;
     this.modrm = (w0 >>> 16) & 0xff;
-    const pfx = w1 & 0xffff;
     this.pfx = pfx;
-    this.eaBits = w1 >>> 16;
+    this.eaBits = d[w + 1]! >>> 16;
     this.seg = (pfx >> PF_SEG_SHIFT) & 7;
     this.o32 = (pfx & PF_O32) !== 0;
     this.a32 = (pfx & PF_A32) !== 0;
     this.disp = d[w + 2]!;
     this.imm = d[w + 3]!;
     this.imm2 = d[w + 4]!;
-    const next = (this.i32[Slot.EIP]! + ((w0 >> 10) & 15)) | 0;
-    // IP wraps at 64 KiB in a 16-bit code segment
-    this.i32[Slot.EIP] = (pfx & PF_CS32) !== 0 ? next : next & 0xffff;
   }
 
   /** Computes the effective address (offset) of the decoded memory operand. */
@@ -904,16 +899,7 @@ export class Cpu implements CpuCore {
           eip = r === 1 ? next : i32[S_EIP]!;
           continue;
         }
-        this.op = w0 & 0x3ff;
-        this.modrm = (w0 >>> 16) & 0xff;
-        this.pfx = w1 & 0xffff;
-        this.eaBits = w1 >>> 16;
-        this.seg = (w1 >> 8) & 7;
-        this.o32 = (w1 & 1) !== 0;
-        this.a32 = (w1 & 2) !== 0;
-        this.disp = wd[w + 2]!;
-        this.imm = wd[w + 3]!;
-        this.imm2 = wd[w + 4]!;
+        this.#loadFields(wd, w);
         fetched = true;
       }
       this.instrStart = eip;
