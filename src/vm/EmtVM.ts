@@ -870,7 +870,8 @@ export class EmtVM {
   }
 
   #execute(): void {
-    const now = this.clock.now();
+    const clock = this.clock;
+    const now = clock.now();
     const next0 = this.timers.nextDeadline();
     if (next0 >= 0 && next0 <= now) this.#cTimers.add(this.timers.runDue(now));
     this.#machineActions();
@@ -881,24 +882,22 @@ export class EmtVM {
       this.waitHalted(false);
       return;
     }
-    const clock = this.clock;
     const t0 = hostNs();
     const next = this.timers.nextDeadline();
-    const vnow = clock.now();
     const rate = clock.nsPerInsn;
     // The budget: about SLICE_NS of host time (request latency), and no further than the next
     // timer deadline in virtual time (instructions × ns per instruction), so timers fire on time.
     let budget = Math.floor(SLICE_NS / this.#nsPerInstr);
     let toDeadline = false;
     if (next >= 0) {
-      const n = Math.ceil((next - vnow) / rate);
+      const n = Math.ceil((next - now) / rate);
       if (n <= budget) {
         budget = n;
         toDeadline = true;
       }
     }
     budget = Math.max(1, Math.min(MAX_SLICE_INSTRUCTIONS, budget));
-    this.#sliceEndNs = vnow + budget * rate;
+    this.#sliceEndNs = now + budget * rate;
     const before = this.cpu.instructionCount;
     this.#inRun = true;
     let exit: CpuExit;
