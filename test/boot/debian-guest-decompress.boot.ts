@@ -8,11 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fetchDebian, findDebianGuest } from "../../src/cli/commands/image.ts";
-import { DEBIAN_CMDLINE } from "../../src/cli/commands/run.ts";
-import { VM } from "../../src/vm/Vm.ts";
-import { VMSTATE } from "../../src/vm/types.ts";
-import { ConsoleDriver } from "./driver.ts";
+import { debianVm } from "./driver.ts";
 
 const BOOT_MS = Number(process.env["BOXVM_BOOT_TIMEOUT"] ?? "900") * 1000;
 
@@ -20,17 +16,8 @@ test(
   'Debian\'s kernel decompresses itself in the guest (HostDecompress 0) and starts: "Linux version"',
   { timeout: BOOT_MS + 60000 },
   async () => {
-    const g = findDebianGuest() ?? (await fetchDebian()).guest;
-    const vm = await VM.create({
-      config: {
-        RamSize: 128 << 20,
-        Boot: { Kernel: g.kernel, Initrd: g.initrd, Cmdline: DEBIAN_CMDLINE, HostDecompress: 0 },
-      },
-    });
+    const { guest: g, vm, console: d, dispose } = await debianVm({ HostDecompress: 0 });
     try {
-      const serial = vm.console("serial0");
-      const d = new ConsoleDriver(serial);
-      if (process.env["BOXVM_BOOT_VERBOSE"] === "1") serial.onData((b) => process.stderr.write(b));
       const t0 = Date.now();
       await vm.powerOn();
       await d.waitFor("Linux version", BOOT_MS);
@@ -41,8 +28,7 @@ test(
         `# boxvm: Debian ${g.kernelVersion}, guest-side decompression, "Linux version" after ${(ms / 1000).toFixed(1)} s\n`,
       );
     } finally {
-      if (vm.alive && vm.state !== VMSTATE.OFF) await vm.powerOff();
-      if (vm.alive) await vm.destroy();
+      await dispose();
     }
   },
 );

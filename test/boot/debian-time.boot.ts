@@ -14,11 +14,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fetchDebian, findDebianGuest } from "../../src/cli/commands/image.ts";
-import { DEBIAN_CMDLINE } from "../../src/cli/commands/run.ts";
-import { VM } from "../../src/vm/Vm.ts";
 import { VMSTATE } from "../../src/vm/types.ts";
-import { ConsoleDriver } from "./driver.ts";
+import { ConsoleDriver, debianVm } from "./driver.ts";
 
 const BOOT_MS = Number(process.env["BOXVM_BOOT_TIMEOUT"] ?? "900") * 1000;
 const P = "/ # ";
@@ -40,12 +37,8 @@ function assertTracks(what: string, a: { guest: number; host: number }, b: { gue
 }
 
 test("Debian calibrates its TSC against the PIT, keeps host time, and suspends, resets and reboots", { timeout: BOOT_MS + 300000 }, async () => {
-  const g = findDebianGuest() ?? (await fetchDebian()).guest;
-  const vm = await VM.create({ config: { RamSize: 128 << 20, Boot: { Kernel: g.kernel, Initrd: g.initrd, Cmdline: DEBIAN_CMDLINE } } });
+  const { guest: g, vm, console: d, dispose } = await debianVm();
   try {
-    const serial = vm.console("serial0");
-    const d = new ConsoleDriver(serial);
-    if (process.env["BOXVM_BOOT_VERBOSE"] === "1") serial.onData((b) => process.stderr.write(b));
     await vm.powerOn();
     await d.waitFor(P, BOOT_MS);
 
@@ -112,7 +105,6 @@ test("Debian calibrates its TSC against the PIT, keeps host time, and suspends, 
     assert.equal(await resets("i8042"), 1, "the guest's reboot went through the keyboard controller");
     assert.match(await d.command("uname -r", P, 60000), new RegExp(g.kernelVersion.replace(/\./g, "\\.")));
   } finally {
-    if (vm.alive && vm.state !== VMSTATE.OFF) await vm.powerOff();
-    if (vm.alive) await vm.destroy();
+    await dispose();
   }
 });

@@ -15,25 +15,15 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fetchDebian, findDebianGuest } from "../../src/cli/commands/image.ts";
-import { DEBIAN_CMDLINE } from "../../src/cli/commands/run.ts";
-import { VM } from "../../src/vm/Vm.ts";
-import { VMSTATE } from "../../src/vm/types.ts";
-import { ConsoleDriver, linuxConsoleCheck } from "./driver.ts";
+import { debianVm, linuxConsoleCheck } from "./driver.ts";
 
 const BOOT_MS = Number(process.env["BOXVM_BOOT_TIMEOUT"] ?? "900") * 1000;
 
 test("Debian's kernel boots to a busybox shell on boxvm; uname -r and md5sum agree", { timeout: BOOT_MS + 300000 }, async () => {
-  const g = findDebianGuest() ?? (await fetchDebian()).guest;
-  const config = { RamSize: 128 << 20, Boot: { Kernel: g.kernel, Initrd: g.initrd, Cmdline: DEBIAN_CMDLINE } };
   // The default PC as configured (the child process builds the same machine from the same config).
-  const vm = await VM.create({ config });
+  const { guest: g, config, vm, console: d, dispose } = await debianVm();
   const dir = mkdtempSync(join(tmpdir(), "boxvm-debian-"));
   try {
-    const serial = vm.console("serial0");
-    const d = new ConsoleDriver(serial);
-    // BOXVM_BOOT_VERBOSE=1 shows the guest's console while the test runs (a boot takes minutes).
-    if (process.env["BOXVM_BOOT_VERBOSE"] === "1") serial.onData((b) => process.stderr.write(b));
     const t0 = Date.now();
     await vm.powerOn();
     await d.waitFor("/ # ", BOOT_MS);
@@ -63,8 +53,7 @@ test("Debian's kernel boots to a busybox shell on boxvm; uname -r and md5sum agr
     assert.match(r2.answer, /before-save\r?\n/);
     assert.ok(r2.answer.includes(g.kernelVersion), r2.answer);
   } finally {
-    if (vm.alive && vm.state !== VMSTATE.OFF) await vm.powerOff();
-    if (vm.alive) await vm.destroy();
+    await dispose();
     rmSync(dir, { recursive: true, force: true });
   }
 });

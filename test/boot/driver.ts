@@ -4,6 +4,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
+import { fetchDebian, findDebianGuest, type DebianGuest } from "../../src/cli/commands/image.ts";
+import { DEBIAN_CMDLINE } from "../../src/cli/commands/run.ts";
+import { VM } from "../../src/vm/Vm.ts";
+import { VMSTATE } from "../../src/vm/types.ts";
 
 /** The byte streams of a console. */
 export interface ConsoleLike {
@@ -123,4 +127,33 @@ export async function linuxConsoleCheck(
   const uname = /\n([0-9][^\s]*)\r?\n/.exec(out)?.[1] ?? "";
   const md5sum = /\n([0-9a-f]{32}) {2}\/tmp\/t/.exec(out)?.[1] ?? "";
   return { uname, md5: md5sum, expectMd5: md5(lines.map((l) => `${l}\n`).join("")) };
+}
+
+/** A VM of the Debian guest with its serial console driven (debianVm). */
+export interface DebianVm {
+  guest: DebianGuest;
+  /** The configuration the VM was created from (128 MiB, DEBIAN_CMDLINE, plus the extra /Boot keys). */
+  config: { RamSize: number; Boot: Record<string, unknown> };
+  vm: VM;
+  console: ConsoleDriver;
+  /** Powers the VM off and destroys it, whatever state it is in (for `finally`). */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Creates (not powers on) a VM of the Debian guest, fetched when not cached, with `boot` added to
+ * its /Boot keys. BOXVM_BOOT_VERBOSE=1 copies the guest's console to stderr.
+ */
+export async function debianVm(boot: Record<string, unknown> = {}): Promise<DebianVm> {
+  const guest = findDebianGuest() ?? (await fetchDebian()).guest;
+  const config = { RamSize: 128 << 20, Boot: { Kernel: guest.kernel, Initrd: guest.initrd, Cmdline: DEBIAN_CMDLINE, ...boot } };
+  const vm = await VM.create({ config });
+  const serial = vm.console("serial0");
+  const console = new ConsoleDriver(serial);
+  if (process.env["BOXVM_BOOT_VERBOSE"] === "1") serial.onData((b) => process.stderr.write(b));
+  const dispose = async (): Promise<void> => {
+    if (vm.alive && vm.state !== VMSTATE.OFF) await vm.powerOff();
+    if (vm.alive) await vm.destroy();
+  };
+  return { guest, config, vm, console, dispose };
 }
